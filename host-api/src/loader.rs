@@ -82,7 +82,10 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
     let raw = RawLibrary::load_at(path).map_err(|e| {
         let full = e.to_string();
         refuse(
-            format!("cannot be loaded as a library: {}", open_error_line(&full, path)),
+            format!(
+                "cannot be loaded as a library: {}",
+                open_error_line(&full, path)
+            ),
             full,
         )
     })?;
@@ -132,18 +135,22 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         Err(e) => {
             let details = e.to_string();
             let reason = match &e {
-                LibraryError::IncompatibleVersionNumber { actual_version, .. } => version_reason(
-                    ApiVersion { major: actual_version.major as u16, minor: actual_version.minor as u16 },
-                ),
+                LibraryError::IncompatibleVersionNumber { actual_version, .. } => {
+                    version_reason(ApiVersion {
+                        major: actual_version.major as u16,
+                        minor: actual_version.minor as u16,
+                    })
+                }
                 LibraryError::AbiInstability(_) => format!(
                     "its host-api {} layout does not match this host's host-api {} \
                      (built from a modified or broken host-api; abi_stable's report is in the log)",
                     library_api.map_or_else(|| "?".to_owned(), |v| v.to_string()),
                     API_VERSION
                 ),
-                LibraryError::RootModule { err: RootModuleError::Unwound, .. } => {
-                    "its root module panicked while loading".to_owned()
-                }
+                LibraryError::RootModule {
+                    err: RootModuleError::Unwound,
+                    ..
+                } => "its root module panicked while loading".to_owned(),
                 other => first_line(&other.to_string()),
             };
             Err(refuse(reason, details))

@@ -214,8 +214,7 @@ macro_rules! export_integration {
         fn __contact_integration_new(
             host: $crate::HostBox,
             context: $crate::HostContext,
-        ) -> ::abi_stable::std_types::RResult<$crate::IntegrationBox, $crate::IntegrationError>
-        {
+        ) -> ::abi_stable::std_types::RResult<$crate::IntegrationBox, $crate::IntegrationError> {
             $crate::catch_panic("the plugin constructor", move || $ctor(host, context))
         }
 

@@ -51,8 +51,10 @@ pub trait Integration: Send + Sync {
 
     /// Who is calling, answered at once from memory. `RNone` when unknown (a caller found later
     /// is reported through [`Host::update_caller`]).
-    fn on_incoming_call(&self, call: IncomingCall)
-    -> RResult<ROption<CallerInfo>, IntegrationError>;
+    fn on_incoming_call(
+        &self,
+        call: IncomingCall,
+    ) -> RResult<ROption<CallerInfo>, IntegrationError>;
 
     /// Phonebook entries matching `query`, best first, at most `limit`, from memory.
     fn search_phonebook(

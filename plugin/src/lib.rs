@@ -1,5 +1,35 @@
-use host_api::{HostBox, HostContext, IntegrationBox, IntegrationError};
-fn new_integration(_h: HostBox, _c: HostContext) -> Result<IntegrationBox, IntegrationError> {
-    Err(IntegrationError::new(host_api::ErrorCode::PLUGIN_ERROR, "not yet"))
+//! # contact-ms365: the Microsoft 365 integration for Contact Desktop
+//!
+//! Built as a `cdylib` that Contact Desktop loads from its plugins folder (and as an `rlib` for
+//! tests and benchmarks). The one place that speaks the ABI is [`ffi`]: every entry point there
+//! catches panics and converts between host-api types and the plugin's own.
+//!
+//! Module map:
+//! - [`ffi`]: `impl host_api::Integration` — the boundary; panic guards; nothing else.
+//! - [`integration`]: the integration object: switches, licensing, state, lifecycle.
+//! - [`settings`]: settings with defaults, validation (all or nothing) and persistence.
+//! - [`runtime`]: the tokio runtime the integration owns while Microsoft integration is on.
+//! - [`directory`]: the in-memory contact index that answers calls and searches.
+//! - [`host`]: a cloneable handle on the host's callbacks, with logging helpers.
+//! - [`store`]: atomic, user-only file writes in the data folder.
+//! - [`faults`]: test hooks (injected panics), off unless an environment variable says so.
+#![allow(non_local_definitions)]
+
+pub mod directory;
+pub mod faults;
+pub mod ffi;
+pub mod host;
+pub mod integration;
+pub mod runtime;
+pub mod settings;
+pub mod store;
+
+pub use integration::Ms365Integration;
+
+/// The integration's name, as shown in Contact Desktop's integration settings.
+pub const NAME: &str = "Microsoft 365";
+
+host_api::export_integration! {
+    name: crate::NAME,
+    constructor: crate::ffi::new_integration,
 }
-host_api::export_integration! { name: "Microsoft 365", constructor: new_integration }
