@@ -120,13 +120,14 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         refuse(reason, e.to_string())
     })?;
 
-    if let Some(m) = &manifest {
-        if m.api_version.major != API_VERSION.major {
-            return Err(refuse(
-                version_reason(m.api_version),
-                format!("manifest: {m:?}"),
-            ));
-        }
+    if let Some(m) = manifest
+        .as_ref()
+        .filter(|m| m.api_version.major != API_VERSION.major)
+    {
+        return Err(refuse(
+            version_reason(m.api_version),
+            format!("manifest: {m:?}"),
+        ));
     }
     let library_api = ApiVersion::parse(&header.version_strings().version);
 

@@ -38,10 +38,10 @@ impl Ms365Integration {
         f: impl FnOnce() -> Result<T, IntegrationError>,
     ) -> RResult<T, IntegrationError> {
         let result = catch_panic(what, f);
-        if let RResult::RErr(e) = &result {
-            if e.code == ErrorCode::PANICKED {
-                self.log_panic(&e.message);
-            }
+        if let RResult::RErr(e) = &result
+            && e.code == ErrorCode::PANICKED
+        {
+            self.log_panic(&e.message);
         }
         result
     }

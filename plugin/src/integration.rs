@@ -1,12 +1,14 @@
 //! The integration object: the switches, the licensing rule, the state the host sees, and the
-//! lifecycle of the runtime.
+//! lifecycle of the engine (runtime + sign-in) that runs while Microsoft integration is on.
 //!
 //! Invariants:
-//! - The runtime exists exactly while Microsoft integration is switched on *and* licensed, and
-//!   the object has not been shut down.
+//! - An [`Engine`] exists exactly while Microsoft integration is switched on *and* licensed,
+//!   and the object has not been shut down.
+//! - The `inner` lock is never held across an `.await` nor while a runtime is being stopped
+//!   (its tasks may be waiting for that lock).
 //! - Host calls never wait on the network; the hot paths (`caller_for`, `search`) take no lock
 //!   but the directory's read lock.
-//! - Every state change is reported to the host once, from the thread that caused it.
+//! - Every state change is reported to the host once, when it happens.
 
 use std::{
     path::PathBuf,
@@ -24,7 +26,11 @@ use host_api::{
 };
 
 use crate::{
-    directory::Directory, faults::Faults, host::HostHandle, runtime::PluginRuntime,
+    directory::Directory,
+    faults::Faults,
+    graph::Me,
+    host::HostHandle,
+    session::{self, Engine, Mode},
     settings::Settings,
 };
 
@@ -33,6 +39,9 @@ pub const LICENSE_ADDON: &str = "contact_connect";
 
 /// Largest phonebook answer, whatever the host asks for.
 pub const MAX_SEARCH_RESULTS: u32 = 200;
+
+/// How long stopping the engine may take when a switch turns it off.
+const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the plugin knows of the host's context.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,24 +75,50 @@ impl Context {
     }
 }
 
-struct Inner {
-    context: Context,
-    settings: Settings,
-    runtime: Option<PluginRuntime>,
+/// Where the sign-in stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthPhase {
+    /// Signing in (silently or interactively).
+    SigningIn,
+    /// Signed in.
+    Active,
+    /// The user must sign in (`sign_in`).
+    SignInRequired,
+    /// Something failed that retrying may fix; see `last_error`.
+    Error,
+}
+
+/// Mutable state, behind one lock.
+pub(crate) struct Inner {
+    pub(crate) context: Context,
+    pub(crate) settings: Settings,
+    pub(crate) engine: Option<Engine>,
     reported: IntegrationState,
-    contact_status: ContactStatus,
-    last_error: Option<String>,
-    shut_down: bool,
+    pub(crate) contact_status: ContactStatus,
+    pub(crate) last_error: Option<String>,
+    pub(crate) shut_down: bool,
+    pub(crate) auth: AuthPhase,
+    pub(crate) account: Option<Me>,
+    /// Bumped whenever the sign-in is restarted or forgotten: a task holding an older value
+    /// must not touch the state.
+    pub(crate) generation: u64,
+    /// One calm `sign_in_required` notification per episode.
+    pub(crate) notified_sign_in_required: bool,
+}
+
+/// Everything shared by the integration object and its tasks.
+pub(crate) struct Core {
+    pub(crate) host: HostHandle,
+    inner: Mutex<Inner>,
+    /// Microsoft integration on and licensed: calls and searches are answered.
+    serving: AtomicBool,
+    pub(crate) directory: Arc<Directory>,
+    faults: Faults,
 }
 
 /// The Microsoft 365 integration.
 pub struct Ms365Integration {
-    host: HostHandle,
-    inner: Mutex<Inner>,
-    /// Microsoft integration on and licensed: calls and searches are answered.
-    serving: AtomicBool,
-    directory: Arc<Directory>,
-    faults: Faults,
+    core: Arc<Core>,
 }
 
 impl Ms365Integration {
@@ -109,45 +144,42 @@ impl Ms365Integration {
         if let Some(note) = note {
             host.warn("settings", &note);
         }
-        let integration = Self {
+        let core = Arc::new(Core {
             host,
             inner: Mutex::new(Inner {
                 context,
                 settings,
-                runtime: None,
+                engine: None,
                 reported: IntegrationState::default(),
                 contact_status: ContactStatus::ONLINE,
                 last_error: None,
                 shut_down: false,
+                auth: AuthPhase::SignInRequired,
+                account: None,
+                generation: 0,
+                notified_sign_in_required: false,
             }),
             serving: AtomicBool::new(false),
             directory: Arc::new(Directory::default()),
             faults,
-        };
-        {
-            let mut inner = integration.lock();
-            integration.reconcile(&mut inner);
-        }
-        Ok(integration)
-    }
-
-    /// Test hooks of this object.
-    pub fn faults(&self) -> &Faults {
-        &self.faults
+        });
+        core.reconcile(core.lock());
+        Ok(Self { core })
     }
 
     /// The host's context changed.
     pub fn set_context(&self, context: &HostContext) -> Result<IntegrationState, IntegrationError> {
-        let mut inner = self.lock_live()?;
+        let core = &self.core;
+        let mut inner = core.lock_live()?;
         let was_licensed = inner.context.licensed();
         inner.context = Context::from_host(context);
         if was_licensed && !inner.context.licensed() && inner.settings.microsoft_integration {
-            self.host.notify(
+            core.host.notify(
                 "unlicensed",
                 "Microsoft 365 integration stopped: the Contact Connect add-on is no longer licensed.",
             );
         }
-        Ok(self.reconcile(&mut inner))
+        Ok(core.reconcile(inner))
     }
 
     /// Applies a settings update, all or nothing.
@@ -155,25 +187,43 @@ impl Ms365Integration {
         &self,
         update: &SettingsUpdate,
     ) -> Result<IntegrationState, IntegrationError> {
-        let mut inner = self.lock_live()?;
+        let core = &self.core;
+        let mut inner = core.lock_live()?;
         let next = inner
             .settings
             .updated(update)
             .map_err(|m| IntegrationError::new(ErrorCode::BAD_REQUEST, m))?;
         let switching_on =
             next.microsoft_integration && update.microsoft_integration == ROption::RSome(true);
-        if next != inner.settings {
-            if !inner.context.data_dir.as_os_str().is_empty() {
-                if let Err(e) = next.save(&inner.context.data_dir) {
-                    self.host
-                        .warn("settings", &format!("could not save the settings: {e}"));
-                }
-            }
-            inner.settings = next;
+        let previous = std::mem::replace(&mut inner.settings, next);
+        if previous != inner.settings
+            && !inner.context.data_dir.as_os_str().is_empty()
+            && let Err(e) = inner.settings.save(&inner.context.data_dir)
+        {
+            core.host
+                .warn("settings", &format!("could not save the settings: {e}"));
         }
-        let state = self.reconcile(&mut inner);
-        if switching_on && !inner.context.licensed() {
-            self.host.notify(
+        let endpoints_changed = previous.authority != inner.settings.authority
+            || previous.client_id != inner.settings.client_id
+            || previous.graph != inner.settings.graph;
+        if endpoints_changed {
+            // Another tenant, cloud or app: start over with the new endpoints.
+            if let Some(engine) = inner.engine.take() {
+                inner.generation += 1;
+                drop(inner);
+                engine.stop(STOP_DEADLINE);
+                inner = core.lock_live()?;
+            }
+        }
+        if previous.remember_login && !inner.settings.remember_login {
+            session::forget_remembered(core, &inner);
+        } else if !previous.remember_login && inner.settings.remember_login {
+            session::remember_current(core, &inner);
+        }
+        let licensed = inner.context.licensed();
+        let state = core.reconcile(inner);
+        if switching_on && !licensed {
+            core.host.notify(
                 "unlicensed",
                 "Microsoft 365 integration needs the Contact Connect add-on. \
                  Ask your administrator to license it.",
@@ -185,59 +235,67 @@ impl Ms365Integration {
 
     /// The state now.
     pub fn current_state(&self) -> IntegrationState {
-        let inner = self.lock();
-        self.compute_state(&inner)
+        let inner = self.core.lock();
+        self.core.compute_state(&inner)
     }
 
-    /// Starts an interactive sign-in.
+    /// Starts an interactive sign-in now.
     pub fn start_sign_in(&self) -> Result<IntegrationState, IntegrationError> {
-        let inner = self.lock_live()?;
-        self.require_microsoft(&inner)?;
-        Err(IntegrationError::new(
-            ErrorCode::PLUGIN_ERROR,
-            "interactive sign-in is not available in this build yet",
-        ))
+        let core = &self.core;
+        let mut inner = core.lock_live()?;
+        core.require_engine(&inner)?;
+        inner.generation += 1;
+        session::start(core, &mut inner, Mode::Interactive);
+        Ok(core.reconcile(inner))
     }
 
-    /// Forgets the sign-in.
+    /// Forgets the sign-in and every stored token.
     pub fn sign_out_now(&self) -> Result<IntegrationState, IntegrationError> {
-        let mut inner = self.lock_live()?;
-        inner.last_error = None;
-        Ok(self.reconcile(&mut inner))
+        let core = &self.core;
+        let mut inner = core.lock_live()?;
+        session::sign_out(core, &mut inner);
+        Ok(core.reconcile(inner))
     }
 
     /// Runs a contact sync and waits for it.
     pub fn sync_contacts(&self, _timeout: Duration) -> Result<SyncReport, IntegrationError> {
-        let inner = self.lock_live()?;
-        self.require_microsoft(&inner)?;
+        let inner = self.core.lock_live()?;
+        self.core.require_engine(&inner)?;
+        if inner.auth != AuthPhase::Active {
+            return Err(IntegrationError::new(
+                ErrorCode::NOT_SIGNED_IN,
+                "sign in to Microsoft 365 first",
+            ));
+        }
         Err(IntegrationError::new(
-            ErrorCode::NOT_SIGNED_IN,
-            "sign in to Microsoft 365 first",
+            ErrorCode::PLUGIN_ERROR,
+            "contact sync is not available in this build yet",
         ))
     }
 
     /// Who is calling, from memory.
     pub fn caller_for(&self, call: &IncomingCall) -> Option<CallerInfo> {
-        self.faults.check("on_incoming_call");
-        if !self.serving.load(Ordering::Acquire) {
+        self.core.faults.check("on_incoming_call");
+        if !self.core.serving.load(Ordering::Acquire) {
             return None;
         }
-        self.directory.lookup(call.number.as_str())
+        self.core.directory.lookup(call.number.as_str())
     }
 
     /// Phonebook search, from memory.
     pub fn search(&self, query: &str, limit: u32) -> Vec<PhonebookEntry> {
-        self.faults.check("search_phonebook");
-        if !self.serving.load(Ordering::Acquire) {
+        self.core.faults.check("search_phonebook");
+        if !self.core.serving.load(Ordering::Acquire) {
             return Vec::new();
         }
-        self.directory
+        self.core
+            .directory
             .search(query, limit.min(MAX_SEARCH_RESULTS) as usize)
     }
 
     /// The host's Contact status changed.
     pub fn status_changed(&self, status: ContactStatus) -> Result<(), IntegrationError> {
-        self.faults.check("on_status_change");
+        self.core.faults.check("on_status_change");
         if status.name().is_none() {
             return Err(IntegrationError::new(
                 ErrorCode::BAD_REQUEST,
@@ -247,33 +305,42 @@ impl Ms365Integration {
                 ),
             ));
         }
-        let mut inner = self.lock_live()?;
+        let mut inner = self.core.lock_live()?;
         inner.contact_status = status;
-        self.reconcile(&mut inner);
+        self.core.reconcile(inner);
         Ok(())
     }
 
     /// Switches everything off and joins every plugin thread within `deadline`. Later calls
     /// answer `cancelled` or nothing.
     pub fn stop(&self, deadline: Duration) {
-        let runtime = {
-            let mut inner = self.lock();
+        let engine = {
+            let mut inner = self.core.lock();
             inner.shut_down = true;
-            self.serving.store(false, Ordering::Release);
-            inner.runtime.take()
+            inner.generation += 1;
+            self.core.serving.store(false, Ordering::Release);
+            inner.engine.take()
         };
-        if let Some(runtime) = runtime {
-            runtime.stop(deadline);
-            self.host.info("lifecycle", "stopped");
+        if let Some(engine) = engine {
+            engine.stop(deadline);
+            self.core.host.info("lifecycle", "stopped");
         }
     }
 
     /// Logs a caught panic.
     pub fn log_panic(&self, message: &str) {
-        self.host.error("panic", message);
+        self.core.host.error("panic", message);
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+impl Drop for Ms365Integration {
+    fn drop(&mut self) {
+        self.stop(STOP_DEADLINE);
+    }
+}
+
+impl Core {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -288,7 +355,7 @@ impl Ms365Integration {
         Ok(inner)
     }
 
-    fn require_microsoft(&self, inner: &Inner) -> Result<(), IntegrationError> {
+    fn require_engine(&self, inner: &Inner) -> Result<(), IntegrationError> {
         if !inner.settings.microsoft_integration {
             return Err(IntegrationError::new(
                 ErrorCode::NOT_SIGNED_IN,
@@ -298,19 +365,34 @@ impl Ms365Integration {
         if !inner.context.licensed() {
             return Err(unlicensed());
         }
+        if inner.engine.is_none() {
+            return Err(IntegrationError::new(
+                ErrorCode::PLUGIN_ERROR,
+                inner
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "Microsoft integration is not running".to_owned()),
+            ));
+        }
         Ok(())
     }
 
-    /// Brings the runtime in line with the switches and the license, then reports the state
-    /// if it changed.
-    fn reconcile(&self, inner: &mut Inner) -> IntegrationState {
+    /// Brings the engine in line with the switches and the license, then reports the state if
+    /// it changed. Consumes the guard: stopping an engine happens after the lock is released.
+    pub(crate) fn reconcile(
+        self: &Arc<Self>,
+        mut inner: MutexGuard<'_, Inner>,
+    ) -> IntegrationState {
         let wanted = inner.settings.microsoft_integration && inner.context.licensed();
-        if wanted && inner.runtime.is_none() && !inner.shut_down {
-            match PluginRuntime::start() {
-                Ok(rt) => {
-                    inner.runtime = Some(rt);
+        let mut to_stop = None;
+        if wanted && inner.engine.is_none() && !inner.shut_down {
+            match Engine::start() {
+                Ok(engine) => {
+                    inner.engine = Some(engine);
                     inner.last_error = None;
+                    inner.generation += 1;
                     self.host.info("lifecycle", "Microsoft integration started");
+                    session::start(self, &mut inner, Mode::Startup);
                 }
                 Err(e) => {
                     inner.last_error = Some(format!("could not start the plugin's runtime: {e}"));
@@ -318,14 +400,25 @@ impl Ms365Integration {
                         .error("lifecycle", &format!("runtime start failed: {e}"));
                 }
             }
-        } else if !wanted {
-            if let Some(rt) = inner.runtime.take() {
-                rt.stop(Duration::from_secs(2));
-                self.host.info("lifecycle", "Microsoft integration stopped");
-            }
+        } else if !wanted && let Some(engine) = inner.engine.take() {
+            inner.generation += 1;
+            inner.account = None;
+            inner.auth = AuthPhase::SignInRequired;
+            to_stop = Some(engine);
         }
         self.serving
-            .store(inner.runtime.is_some(), Ordering::Release);
+            .store(inner.engine.is_some(), Ordering::Release);
+        let state = self.report(&mut inner);
+        drop(inner);
+        if let Some(engine) = to_stop {
+            engine.stop(STOP_DEADLINE);
+            self.host.info("lifecycle", "Microsoft integration stopped");
+        }
+        state
+    }
+
+    /// Reports the state to the host if it changed since the last report.
+    pub(crate) fn report(&self, inner: &mut Inner) -> IntegrationState {
         let state = self.compute_state(inner);
         if state != inner.reported {
             inner.reported = state.clone();
@@ -339,11 +432,17 @@ impl Ms365Integration {
             MicrosoftState::OFF
         } else if !inner.context.licensed() {
             MicrosoftState::UNLICENSED
-        } else if inner.runtime.is_none() {
+        } else if inner.engine.is_none() {
             MicrosoftState::ERROR
         } else {
-            MicrosoftState::SIGN_IN_REQUIRED
+            match inner.auth {
+                AuthPhase::SigningIn => MicrosoftState::SIGNING_IN,
+                AuthPhase::Active => MicrosoftState::ACTIVE,
+                AuthPhase::SignInRequired => MicrosoftState::SIGN_IN_REQUIRED,
+                AuthPhase::Error => MicrosoftState::ERROR,
+            }
         };
+        let signed_in = microsoft == MicrosoftState::ACTIVE;
         let presence = if !inner.settings.presence_integration {
             PresenceState::OFF
         } else {
@@ -351,7 +450,12 @@ impl Ms365Integration {
         };
         IntegrationState {
             microsoft_integration: microsoft,
-            signed_in_as: ROption::RNone,
+            signed_in_as: inner
+                .account
+                .as_ref()
+                .filter(|_| signed_in)
+                .map(|a| a.user_principal_name.as_str().into())
+                .into(),
             contacts: self.directory.snapshot().len() as u64,
             last_sync: ROption::RNone,
             presence_integration: presence,
@@ -361,12 +465,6 @@ impl Ms365Integration {
             last_error: inner.last_error.as_deref().map(Into::into).into(),
             extensions: Default::default(),
         }
-    }
-}
-
-impl Drop for Ms365Integration {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(2));
     }
 }
 

@@ -7,20 +7,28 @@
 //! Module map:
 //! - [`ffi`]: `impl host_api::Integration` — the boundary; panic guards; nothing else.
 //! - [`integration`]: the integration object: switches, licensing, state, lifecycle.
+//! - [`session`]: the engine (runtime, HTTP, tokens) and the sign-in and refresh tasks.
 //! - [`settings`]: settings with defaults, validation (all or nothing) and persistence.
 //! - [`runtime`]: the tokio runtime the integration owns while Microsoft integration is on.
 //! - [`directory`]: the in-memory contact index that answers calls and searches.
+//! - [`auth`]: sign-in: discovery, the OAuth flows, the loopback listener, the token store.
+//! - [`graph`]: Microsoft Graph requests and their typed errors.
+//! - [`http`]: the one HTTP client configuration (no redirects, time-outs).
 //! - [`host`]: a cloneable handle on the host's callbacks, with logging helpers.
 //! - [`store`]: atomic, user-only file writes in the data folder.
 //! - [`faults`]: test hooks (injected panics), off unless an environment variable says so.
 #![allow(non_local_definitions)]
 
+pub mod auth;
 pub mod directory;
 pub mod faults;
 pub mod ffi;
+pub mod graph;
 pub mod host;
+pub mod http;
 pub mod integration;
 pub mod runtime;
+pub mod session;
 pub mod settings;
 pub mod store;
 

@@ -284,21 +284,34 @@ fn checked_url(name: &str, value: &str) -> Result<String, String> {
     if value.len() > MAX_TEXT_LEN {
         return Err(format!("{name} is too long"));
     }
-    let url = Url::parse(value.trim()).map_err(|e| format!("{name} is not a URL: {e}"))?;
+    let url = check_endpoint(value.trim()).map_err(|m| format!("{name} {m}"))?;
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Parses an endpoint URL: `https`, or plain `http` only on a loopback host.
+///
+/// ```
+/// # use contact_ms365::settings::check_endpoint;
+/// assert!(check_endpoint("https://login.microsoftonline.com/x").is_ok());
+/// assert!(check_endpoint("http://127.0.0.1:8080/x").is_ok());
+/// assert!(check_endpoint("http://login.example.com/x").is_err());
+/// ```
+pub fn check_endpoint(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("is not a URL: {e}"))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => {
-            return Err(format!(
-                "{name} must use https (plain http is allowed only for 127.0.0.1 or localhost)"
-            ));
+            return Err(
+                "must use https (plain http is allowed only for 127.0.0.1 or localhost)".to_owned(),
+            );
         }
-        other => return Err(format!("{name} must be an https URL, not `{other}:`")),
+        other => return Err(format!("must be an https URL, not `{other}:`")),
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{name} has no host"));
+        return Err("has no host".to_owned());
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok(url)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -398,9 +411,11 @@ mod tests {
     #[test]
     fn persisted_and_restored_and_corrupt_file_set_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Settings::default();
-        s.microsoft_integration = true;
-        s.sync_interval_s = 60;
+        let s = Settings {
+            microsoft_integration: true,
+            sync_interval_s: 60,
+            ..Settings::default()
+        };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()), (s, None));
 

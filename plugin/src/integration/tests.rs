@@ -72,11 +72,19 @@ fn integration(
     (i, host)
 }
 
+/// Switches Microsoft integration on against a loopback port nobody listens on: unit tests
+/// never reach the internet (the sign-in attempt fails at once and is retried in the back).
 fn switch_on() -> SettingsUpdate {
     SettingsUpdate {
         microsoft_integration: ROption::RSome(true),
+        authority: ROption::RSome("http://127.0.0.1:9/organizations/v2.0".into()),
+        graph: ROption::RSome("http://127.0.0.1:9/v1.0".into()),
         ..SettingsUpdate::default()
     }
+}
+
+fn signing_in_or_retrying(state: MicrosoftState) -> bool {
+    state == MicrosoftState::SIGNING_IN || state == MicrosoftState::ERROR
 }
 
 #[test]
@@ -114,10 +122,7 @@ fn license_arriving_later_starts_the_integration_and_losing_it_stops_it() {
     let (i, host) = integration(dir.path(), false, Faults::default());
     let _ = i.apply_settings(switch_on());
     let state = i.apply_context(context(dir.path(), true)).unwrap();
-    assert_eq!(
-        state.microsoft_integration,
-        MicrosoftState::SIGN_IN_REQUIRED
-    );
+    assert!(signing_in_or_retrying(state.microsoft_integration));
     let state = i.apply_context(context(dir.path(), false)).unwrap();
     assert_eq!(state.microsoft_integration, MicrosoftState::UNLICENSED);
     assert!(
@@ -148,10 +153,7 @@ fn settings_are_all_or_nothing_and_survive_a_restart() {
         i.apply_settings(switch_on()).unwrap();
     }
     let (i, _) = integration(dir.path(), true, Faults::default());
-    assert_eq!(
-        i.state().microsoft_integration,
-        MicrosoftState::SIGN_IN_REQUIRED
-    );
+    assert!(signing_in_or_retrying(i.state().microsoft_integration));
 }
 
 #[test]

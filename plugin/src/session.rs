@@ -1,0 +1,661 @@
+//! The sign-in session while Microsoft integration is on: the [`Engine`] (runtime, HTTP client,
+//! current tokens) and the tasks that sign in and keep the tokens fresh.
+//!
+//! Order at start ("silent first"): the host's own Microsoft 365 login, if Graph accepts its
+//! token; else the remembered sign-in (refresh token); else, for a first sign-in only, the
+//! browser (or the device code). A remembered sign-in that Microsoft refuses leads to one calm
+//! `sign_in_required` notification and waits for the user's `sign_in`: never a loop of windows.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::{
+        self, AuthError, TokenSource, Tokens,
+        discovery::{Endpoints, discover},
+        flows::{self, Granted},
+        token_store::{Remembered, TokenStore, delete_everywhere},
+    },
+    graph::{Graph, GraphError, Me},
+    integration::{AuthPhase, Core, Inner},
+    runtime::PluginRuntime,
+    settings::{SignInMethod, TokenStoreKind},
+};
+
+/// How long a browser sign-in may take.
+pub const BROWSER_SIGN_IN_LIMIT: Duration = Duration::from_secs(5 * 60);
+/// Longest wait between silent retries when Microsoft cannot be reached.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The current tokens, shared with the tasks that use Graph.
+pub type TokenCell = Arc<Mutex<Option<Tokens>>>;
+
+/// What runs while Microsoft integration is on.
+pub struct Engine {
+    runtime: PluginRuntime,
+    /// The HTTP client (connection pool dies with the engine).
+    pub http: reqwest::Client,
+    /// The current tokens.
+    pub tokens: TokenCell,
+    /// Cancels the current sign-in task (and its refresher).
+    session: Option<CancellationToken>,
+}
+
+impl Engine {
+    /// Starts the runtime and the HTTP client.
+    pub fn start() -> std::io::Result<Engine> {
+        let runtime = PluginRuntime::start()?;
+        // reqwest's client must be built inside a runtime context for its DNS resolver.
+        let http = {
+            let _guard = runtime.handle().enter();
+            crate::http::client().map_err(std::io::Error::other)?
+        };
+        Ok(Engine {
+            runtime,
+            http,
+            tokens: Arc::new(Mutex::new(None)),
+            session: None,
+        })
+    }
+
+    /// Stops everything within `deadline`.
+    pub fn stop(self, deadline: Duration) {
+        if let Some(s) = &self.session {
+            s.cancel();
+        }
+        self.runtime.stop(deadline);
+    }
+
+    /// The runtime, for spawning.
+    pub fn runtime(&self) -> &PluginRuntime {
+        &self.runtime
+    }
+}
+
+/// Why a sign-in starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Microsoft integration was switched on (or the plugin started with it on): silent first.
+    Startup,
+    /// The user asked (`sign_in`): interactive now.
+    Interactive,
+}
+
+/// What the tasks need, copied out of the settings when they start.
+#[derive(Clone)]
+struct Config {
+    generation: u64,
+    authority: String,
+    graph: String,
+    client_id: String,
+    scopes: Vec<&'static str>,
+    remember: bool,
+    token_store: TokenStoreKind,
+    data_dir: std::path::PathBuf,
+    method: SignInMethod,
+    login_hint: String,
+    http: reqwest::Client,
+    tokens: TokenCell,
+}
+
+/// Starts a sign-in task (cancelling any earlier one). Call with the lock held, after bumping
+/// `inner.generation`.
+pub(crate) fn start(core: &Arc<Core>, inner: &mut Inner, mode: Mode) {
+    let Some(engine) = inner.engine.as_mut() else {
+        return;
+    };
+    if let Some(previous) = engine.session.take() {
+        previous.cancel();
+    }
+    let cancel = engine.runtime.cancel_token();
+    engine.session = Some(cancel.clone());
+    let config = Config {
+        generation: inner.generation,
+        authority: inner.settings.authority.clone(),
+        graph: inner.settings.graph.clone(),
+        client_id: inner.settings.client_id.clone(),
+        scopes: auth::scopes(inner.settings.directory),
+        remember: inner.settings.remember_login,
+        token_store: inner.settings.token_store,
+        data_dir: inner.context.data_dir.clone(),
+        method: inner.settings.sign_in_method,
+        login_hint: inner.context.username.clone(),
+        http: engine.http.clone(),
+        tokens: engine.tokens.clone(),
+    };
+    inner.auth = AuthPhase::SigningIn;
+    if mode == Mode::Interactive {
+        inner.last_error = None;
+    }
+    let core = core.clone();
+    engine.runtime.spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = run(&core, &config, mode, &cancel) => {}
+        }
+    });
+}
+
+/// Forgets the sign-in: tokens, account, remembered refresh token.
+pub(crate) fn sign_out(core: &Arc<Core>, inner: &mut Inner) {
+    inner.generation += 1;
+    if let Some(engine) = inner.engine.as_mut() {
+        if let Some(s) = engine.session.take() {
+            s.cancel();
+        }
+        *lock(&engine.tokens) = None;
+    }
+    inner.account = None;
+    inner.auth = AuthPhase::SignInRequired;
+    inner.last_error = None;
+    inner.notified_sign_in_required = true; // the user asked: no notification
+    forget_remembered(core, inner);
+    core.host.info("auth", "signed out; stored sign-in deleted");
+}
+
+/// Deletes the remembered sign-in (remember_login switched off, or sign-out).
+pub(crate) fn forget_remembered(core: &Arc<Core>, inner: &Inner) {
+    if inner.context.data_dir.as_os_str().is_empty() {
+        return;
+    }
+    if let Err(e) = delete_everywhere(&inner.context.data_dir) {
+        core.host
+            .warn("auth", &format!("could not delete the stored sign-in: {e}"));
+    }
+}
+
+/// Stores the current sign-in (remember_login switched on while signed in).
+pub(crate) fn remember_current(core: &Arc<Core>, inner: &Inner) {
+    let Some(engine) = inner.engine.as_ref() else {
+        return;
+    };
+    let Some(account) = inner.account.as_ref() else {
+        return;
+    };
+    let refresh = match lock(&engine.tokens).as_ref() {
+        Some(Tokens {
+            refresh: Some(r),
+            source: TokenSource::Own,
+            ..
+        }) => SecretString::from(r.expose_secret().to_owned()),
+        _ => return,
+    };
+    let remembered = Remembered {
+        refresh_token: refresh,
+        upn: account.user_principal_name.clone(),
+        client_id: inner.settings.client_id.clone(),
+        authority: inner.settings.authority.clone(),
+    };
+    let (kind, dir, core) = (
+        inner.settings.token_store,
+        inner.context.data_dir.clone(),
+        core.clone(),
+    );
+    engine.runtime.spawn(async move {
+        let result = tokio::task::spawn_blocking(move || {
+            TokenStore::select(kind, &dir).and_then(|s| s.save(&remembered).map(|()| s))
+        })
+        .await;
+        match result {
+            Ok(Ok(store)) => core.host.info(
+                "auth",
+                &format!("sign-in remembered in {}", store.describe()),
+            ),
+            Ok(Err(e)) => core
+                .host
+                .warn("auth", &format!("could not remember the sign-in: {e}")),
+            Err(_) => {}
+        }
+    });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A finished sign-in.
+struct SignedIn {
+    tokens: Tokens,
+    me: Me,
+}
+
+/// Why the silent steps found nothing usable.
+enum Silent {
+    /// Nothing remembered, no host login: a first sign-in.
+    Nothing,
+    /// Microsoft refused the remembered sign-in: wait for the user.
+    Refused(String),
+}
+
+async fn run(core: &Arc<Core>, config: &Config, mode: Mode, cancel: &CancellationToken) {
+    let mut backoff = Duration::from_secs(2);
+    let signed_in = loop {
+        let attempt = attempt(core, config, mode, cancel).await;
+        match attempt {
+            Ok(s) => break s,
+            Err(AuthError::Cancelled) => return,
+            Err(e) if e.is_transient() && mode == Mode::Startup => {
+                set_phase(core, config, AuthPhase::Error, Some(e.to_string()));
+                core.host
+                    .warn("auth", &format!("{e}; retrying in {} s", backoff.as_secs()));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => {
+                needs_sign_in(core, config, e.to_string());
+                return;
+            }
+        }
+    };
+    if !install(core, config, signed_in) {
+        return;
+    }
+    keep_fresh(core, config).await;
+}
+
+/// One try at signing in per `mode`.
+async fn attempt(
+    core: &Arc<Core>,
+    config: &Config,
+    mode: Mode,
+    cancel: &CancellationToken,
+) -> Result<SignedIn, AuthError> {
+    let endpoints = discover(&config.http, &config.authority).await?;
+    let graph = Graph::new(config.http.clone(), &config.graph);
+    if mode == Mode::Startup {
+        match silent(core, config, &endpoints, &graph).await? {
+            Ok(signed_in) => return Ok(signed_in),
+            Err(Silent::Refused(reason)) => return Err(AuthError::InteractionRequired(reason)),
+            Err(Silent::Nothing) => {}
+        }
+    }
+    interactive(core, config, &endpoints, &graph, cancel).await
+}
+
+/// The host's login, then the remembered sign-in.
+async fn silent(
+    core: &Arc<Core>,
+    config: &Config,
+    endpoints: &Endpoints,
+    graph: &Graph,
+) -> Result<Result<SignedIn, Silent>, AuthError> {
+    if let Some(signed_in) = host_login(core, config, graph).await? {
+        return Ok(Ok(signed_in));
+    }
+    if !config.remember {
+        return Ok(Err(Silent::Nothing));
+    }
+    let (kind, dir) = (config.token_store, config.data_dir.clone());
+    let loaded = tokio::task::spawn_blocking(move || {
+        let store = TokenStore::select(kind, &dir)?;
+        store.load()
+    })
+    .await
+    .map_err(|_| AuthError::Cancelled)?;
+    let remembered = match loaded {
+        Ok(Some(r)) if r.client_id == config.client_id && r.authority == config.authority => r,
+        Ok(Some(_)) => {
+            core.host.info(
+                "auth",
+                "the remembered sign-in belongs to another app or authority; ignored",
+            );
+            return Ok(Err(Silent::Nothing));
+        }
+        Ok(None) => return Ok(Err(Silent::Nothing)),
+        Err(e) => {
+            core.host.warn("auth", &e);
+            return Ok(Err(Silent::Nothing));
+        }
+    };
+    core.host
+        .debug("auth", "signing in with the remembered sign-in");
+    match flows::refresh(
+        &config.http,
+        endpoints,
+        &config.client_id,
+        &remembered.refresh_token,
+        &config.scopes,
+    )
+    .await
+    {
+        Ok(granted) => {
+            let signed_in = with_me(graph, granted, TokenSource::Own).await?;
+            store_rotated(core, config, &signed_in).await;
+            Ok(Ok(signed_in))
+        }
+        Err(AuthError::InteractionRequired(reason)) => {
+            forget_in_background(config).await;
+            Ok(Err(Silent::Refused(reason)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The host's own Microsoft 365 login, if it has one that Graph accepts.
+async fn host_login(
+    core: &Arc<Core>,
+    config: &Config,
+    graph: &Graph,
+) -> Result<Option<SignedIn>, AuthError> {
+    let host = core.host.clone();
+    let scopes = config.scopes.clone();
+    let token = tokio::task::spawn_blocking(move || host.sso_token(&scopes))
+        .await
+        .map_err(|_| AuthError::Cancelled)?;
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let access = SecretString::from(token.access_token.into_string());
+    match graph.me(&access).await {
+        Ok(me) => {
+            core.host.info(
+                "auth",
+                "signed in with Contact Desktop's Microsoft 365 login (nothing stored)",
+            );
+            Ok(Some(SignedIn {
+                tokens: Tokens {
+                    access,
+                    expires_at: Instant::now()
+                        + auth::usable_for(Some(Duration::from_secs(token.expires_in_s))),
+                    refresh: None,
+                    source: TokenSource::Host {
+                        client_id: token.client_id.into_string(),
+                    },
+                },
+                me,
+            }))
+        }
+        Err(GraphError::Unauthorized(m)) | Err(GraphError::Forbidden(m)) => {
+            core.host.info(
+                "auth",
+                &format!("Graph refused Contact Desktop's login ({m}); using our own sign-in"),
+            );
+            Ok(None)
+        }
+        Err(e) => Err(AuthError::Transient(e.to_string())),
+    }
+}
+
+/// Browser (or device code) sign-in.
+async fn interactive(
+    core: &Arc<Core>,
+    config: &Config,
+    endpoints: &Endpoints,
+    graph: &Graph,
+    cancel: &CancellationToken,
+) -> Result<SignedIn, AuthError> {
+    set_phase(core, config, AuthPhase::SigningIn, None);
+    let granted = match config.method {
+        SignInMethod::Browser => {
+            let host = core.host.clone();
+            let open = move |url: String| {
+                let host = host.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || host.open_url(&url))
+                        .await
+                        .unwrap_or(false)
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+            };
+            let request = flows::BrowserRequest {
+                endpoints,
+                client_id: &config.client_id,
+                scopes: &config.scopes,
+                login_hint: Some(&config.login_hint),
+                limit: BROWSER_SIGN_IN_LIMIT,
+            };
+            match flows::browser_sign_in(&config.http, request, open, cancel.clone()).await {
+                Err(AuthError::NoBrowser) => {
+                    core.host
+                        .info("auth", "no browser could be opened; using a device code");
+                    device_code(core, config, endpoints, cancel).await?
+                }
+                other => other?,
+            }
+        }
+        SignInMethod::DeviceCode => device_code(core, config, endpoints, cancel).await?,
+    };
+    let signed_in = with_me(graph, granted, TokenSource::Own).await?;
+    store_rotated(core, config, &signed_in).await;
+    Ok(signed_in)
+}
+
+async fn device_code(
+    core: &Arc<Core>,
+    config: &Config,
+    endpoints: &Endpoints,
+    cancel: &CancellationToken,
+) -> Result<Granted, AuthError> {
+    let (prompt, details) =
+        flows::device_start(&config.http, endpoints, &config.client_id, &config.scopes).await?;
+    core.host
+        .notify_device_code(&prompt.message, &prompt.user_code, &prompt.verification_uri);
+    flows::device_poll(
+        &config.http,
+        endpoints,
+        &config.client_id,
+        &details,
+        cancel.clone(),
+    )
+    .await
+}
+
+async fn with_me(
+    graph: &Graph,
+    granted: Granted,
+    source: TokenSource,
+) -> Result<SignedIn, AuthError> {
+    let me = graph.me(&granted.access).await.map_err(|e| match e {
+        GraphError::Unauthorized(m) => AuthError::InteractionRequired(m),
+        other => AuthError::Transient(other.to_string()),
+    })?;
+    Ok(SignedIn {
+        tokens: Tokens {
+            access: granted.access,
+            expires_at: Instant::now() + auth::usable_for(granted.expires_in),
+            refresh: granted.refresh,
+            source,
+        },
+        me,
+    })
+}
+
+/// Keeps the newest refresh token when the sign-in is remembered.
+async fn store_rotated(core: &Arc<Core>, config: &Config, signed_in: &SignedIn) {
+    if !config.remember {
+        return;
+    }
+    let Some(refresh) = &signed_in.tokens.refresh else {
+        return;
+    };
+    let remembered = Remembered {
+        refresh_token: SecretString::from(refresh.expose_secret().to_owned()),
+        upn: signed_in.me.user_principal_name.clone(),
+        client_id: config.client_id.clone(),
+        authority: config.authority.clone(),
+    };
+    let (kind, dir) = (config.token_store, config.data_dir.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        TokenStore::select(kind, &dir).and_then(|s| s.save(&remembered))
+    })
+    .await;
+    if let Ok(Err(e)) = result {
+        core.host
+            .warn("auth", &format!("could not store the sign-in: {e}"));
+    }
+}
+
+async fn forget_in_background(config: &Config) {
+    let dir = config.data_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || delete_everywhere(&dir)).await;
+}
+
+/// Makes a finished sign-in current, unless it was superseded meanwhile.
+fn install(core: &Arc<Core>, config: &Config, signed_in: SignedIn) -> bool {
+    let mut inner = core.lock();
+    if inner.generation != config.generation || inner.shut_down {
+        return false;
+    }
+    *lock(&config.tokens) = Some(signed_in.tokens);
+    core.host.info(
+        "auth",
+        &format!("signed in as {}", signed_in.me.user_principal_name),
+    );
+    inner.account = Some(signed_in.me);
+    inner.auth = AuthPhase::Active;
+    inner.last_error = None;
+    inner.notified_sign_in_required = false;
+    core.report(&mut inner);
+    true
+}
+
+fn set_phase(core: &Arc<Core>, config: &Config, phase: AuthPhase, error: Option<String>) {
+    let mut inner = core.lock();
+    if inner.generation != config.generation || inner.shut_down {
+        return;
+    }
+    inner.auth = phase;
+    if error.is_some() {
+        inner.last_error = error;
+    }
+    core.report(&mut inner);
+}
+
+/// Microsoft wants the user to sign in: one calm notification, then wait for `sign_in`.
+fn needs_sign_in(core: &Arc<Core>, config: &Config, reason: String) {
+    let mut inner = core.lock();
+    if inner.generation != config.generation || inner.shut_down {
+        return;
+    }
+    *lock(&config.tokens) = None;
+    inner.account = None;
+    inner.auth = AuthPhase::SignInRequired;
+    inner.last_error = Some(reason.clone());
+    if !inner.notified_sign_in_required {
+        inner.notified_sign_in_required = true;
+        core.host.notify(
+            "sign_in_required",
+            &format!("Please sign in to Microsoft 365 again. {reason}"),
+        );
+    }
+    core.host
+        .warn("auth", &format!("sign-in required: {reason}"));
+    core.report(&mut inner);
+}
+
+/// Refreshes the access token before it expires, for as long as the session lives.
+async fn keep_fresh(core: &Arc<Core>, config: &Config) {
+    let mut backoff = Duration::from_secs(5);
+    loop {
+        let (due, source, refresh) = {
+            let tokens = lock(&config.tokens);
+            let Some(t) = tokens.as_ref() else { return };
+            (
+                t.expires_at,
+                t.source.clone(),
+                t.refresh
+                    .as_ref()
+                    .map(|r| SecretString::from(r.expose_secret().to_owned())),
+            )
+        };
+        tokio::time::sleep_until(due.into()).await;
+        let renewed = match (&source, refresh) {
+            (TokenSource::Own, Some(refresh)) => {
+                match discover(&config.http, &config.authority).await {
+                    Ok(endpoints) => flows::refresh(
+                        &config.http,
+                        &endpoints,
+                        &config.client_id,
+                        &refresh,
+                        &config.scopes,
+                    )
+                    .await
+                    .map(|g| (g, TokenSource::Own)),
+                    Err(e) => Err(e),
+                }
+            }
+            (TokenSource::Host { .. }, _) | (TokenSource::Own, None) => {
+                let host = core.host.clone();
+                let scopes = config.scopes.clone();
+                match tokio::task::spawn_blocking(move || host.sso_token(&scopes)).await {
+                    Ok(Some(t)) => Ok((
+                        Granted {
+                            access: SecretString::from(t.access_token.into_string()),
+                            expires_in: Some(Duration::from_secs(t.expires_in_s)),
+                            refresh: None,
+                        },
+                        TokenSource::Host {
+                            client_id: t.client_id.into_string(),
+                        },
+                    )),
+                    _ => Err(AuthError::InteractionRequired(
+                        "Contact Desktop's Microsoft 365 login ended".to_owned(),
+                    )),
+                }
+            }
+        };
+        match renewed {
+            Ok((granted, source)) => {
+                backoff = Duration::from_secs(5);
+                let rotated = granted
+                    .refresh
+                    .as_ref()
+                    .map(|r| SecretString::from(r.expose_secret().to_owned()));
+                {
+                    let inner = core.lock();
+                    if inner.generation != config.generation {
+                        return;
+                    }
+                    *lock(&config.tokens) = Some(Tokens {
+                        access: granted.access,
+                        expires_at: Instant::now() + auth::usable_for(granted.expires_in),
+                        refresh: granted.refresh,
+                        source,
+                    });
+                }
+                if let (Some(rotated), true) = (rotated, config.remember) {
+                    let upn = core
+                        .lock()
+                        .account
+                        .as_ref()
+                        .map(|a| a.user_principal_name.clone())
+                        .unwrap_or_default();
+                    let remembered = Remembered {
+                        refresh_token: rotated,
+                        upn,
+                        client_id: config.client_id.clone(),
+                        authority: config.authority.clone(),
+                    };
+                    let (kind, dir) = (config.token_store, config.data_dir.clone());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        TokenStore::select(kind, &dir).and_then(|s| s.save(&remembered))
+                    })
+                    .await;
+                }
+                core.host.debug("auth", "access token refreshed");
+            }
+            Err(AuthError::InteractionRequired(reason)) => {
+                forget_in_background(config).await;
+                needs_sign_in(core, config, reason);
+                return;
+            }
+            Err(e) => {
+                core.host.warn(
+                    "auth",
+                    &format!("refresh failed: {e}; retrying in {} s", backoff.as_secs()),
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                let mut tokens = lock(&config.tokens);
+                if let Some(t) = tokens.as_mut() {
+                    t.expires_at = Instant::now();
+                }
+            }
+        }
+    }
+}
