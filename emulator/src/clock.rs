@@ -18,7 +18,8 @@ pub struct Clock {
 impl Clock {
     /// The emulator's current time.
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
     }
 
     /// Moves the clock forward by `seconds`.
