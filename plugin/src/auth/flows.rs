@@ -118,10 +118,16 @@ where
         request = request.add_extra_param("login_hint", hint.to_owned());
     }
     let (url, state) = request.url();
+    // Serve the redirect before the browser is asked to open: a browser command may follow the
+    // redirect before `open_url` even returns.
+    let expected_state = state.secret().clone();
+    let waiter = tokio::spawn(async move { loopback.wait(&expected_state, limit, cancel).await });
     if !open_url(url.to_string()).await {
+        waiter.abort();
         return Err(AuthError::NoBrowser);
     }
-    let code = match loopback.wait(state.secret(), limit, cancel).await {
+    let redirect = waiter.await.unwrap_or(Err(ListenError::Cancelled));
+    let code = match redirect {
         Ok(Redirect::Code(code)) => code,
         Ok(Redirect::Error { error, description }) => {
             let summary = aadsts_summary(&description);
