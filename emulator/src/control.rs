@@ -3,9 +3,14 @@
 //! HTTP routes (JSON in, JSON out; errors are `{"error": "..."}` with 400 or 404):
 //! `GET /_emulator/` (summary), `POST reset`, `POST sign-in-user {"upn"}`,
 //! `POST tokens/revoke {"upn"}`, `POST tokens/expire-refresh {"upn"}`,
-//! `POST tokens/expire-access {"upn"}`, `POST device/approve {"user_code"}`,
+//! `POST tokens/expire-access {"upn"}`,
+//! `POST tokens/mint {"upn","client_id","scopes":[..],"expires_in"?}` →
+//! `{"access_token","client_id","expires_in"}`, `POST device/approve {"user_code"}`,
 //! `POST device/decline {"user_code"}`, `POST clock/advance {"seconds"}`,
 //! `POST faults {FaultRule}`, `DELETE faults`, `GET requests`, `DELETE requests`.
+//! Contacts (see `control_contacts.rs`): `POST contacts`, `PATCH contacts/{id}`,
+//! `DELETE contacts/{id}`, `POST contacts/expire-delta`, `POST contacts/seed`.
+//! Presence (see `control_presence.rs`): `POST presence/teams`, `GET presence/{upn}`.
 
 use std::sync::Arc;
 
@@ -32,6 +37,10 @@ pub enum ControlError {
     DeviceCode(String),
     /// A fault rule that cannot apply (e.g. a non-error status).
     InvalidFault(String),
+    /// Arguments the operation cannot use (unknown client id or scope, bad contact JSON, ...).
+    InvalidRequest(String),
+    /// No such contact or contact folder.
+    NotFound(String),
 }
 
 impl std::fmt::Display for ControlError {
@@ -40,6 +49,8 @@ impl std::fmt::Display for ControlError {
             ControlError::UnknownUser(u) => write!(f, "no seeded user '{u}'"),
             ControlError::DeviceCode(m) => f.write_str(m),
             ControlError::InvalidFault(m) => write!(f, "invalid fault: {m}"),
+            ControlError::InvalidRequest(m) => f.write_str(m),
+            ControlError::NotFound(m) => f.write_str(m),
         }
     }
 }
@@ -50,7 +61,7 @@ impl std::error::Error for ControlError {}
 /// synchronous and returns at once.
 #[derive(Clone, Debug)]
 pub struct Control {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Control {
@@ -58,7 +69,7 @@ impl Control {
         Control { shared }
     }
 
-    fn user_id(w: &World, upn: &str) -> Result<String, ControlError> {
+    pub(crate) fn user_id(w: &World, upn: &str) -> Result<String, ControlError> {
         w.tenant
             .user(upn)
             .map(|u| u.profile.id.clone())
@@ -68,7 +79,7 @@ impl Control {
     /// Back to the seed: tenant data, sign-in user (Adele), no grants or consents, no faults,
     /// empty request log, clock at real time.
     pub fn reset(&self) {
-        *self.shared.world() = World::seeded();
+        *self.shared.world() = World::seeded(&self.shared.config);
         self.shared.clock.reset();
     }
 
@@ -120,6 +131,46 @@ impl Control {
         let now = self.shared.now();
         let mut w = self.shared.world();
         decide_device(&mut w, user_code, None, now).map_err(ControlError::DeviceCode)
+    }
+
+    /// Issues a Graph access token for the user (UPN or object id) and the registered app
+    /// `client_id`, exactly as the token endpoint would (same format, stored the same way, valid
+    /// on Graph until `lifetime_secs` have passed on the emulator clock). The scopes are checked
+    /// and canonicalized like a token request's `scope` (short or
+    /// `https://graph.microsoft.com/`-qualified names, or `.default`); OpenID scopes are
+    /// ignored. The user's consent for the app is recorded (as a sign-in would), but the token
+    /// carries exactly the requested Graph permissions, so tests can mint narrow tokens.
+    ///
+    /// With [`crate::tenant::HOST_CLIENT_ID`] this stands in for Contact Desktop's own
+    /// "Login with Microsoft 365" (the host's SSO token).
+    pub fn mint_access_token(
+        &self,
+        upn: &str,
+        client_id: &str,
+        scopes: &[&str],
+        lifetime_secs: u64,
+    ) -> Result<String, ControlError> {
+        let now = self.shared.now();
+        let mut w = self.shared.world();
+        let user_id = Self::user_id(&w, upn)?;
+        let app = w.tenant.app(client_id).cloned().ok_or_else(|| {
+            ControlError::InvalidRequest(format!("no registered application '{client_id}'"))
+        })?;
+        let requested = crate::scopes::Requested::parse(&scopes.join(" "), &app, "organizations")
+            .map_err(|e| ControlError::InvalidRequest(e.headline()))?;
+        if requested.graph.is_empty() {
+            return Err(ControlError::InvalidRequest(
+                "no Microsoft Graph permission among the scopes".to_string(),
+            ));
+        }
+        w.grants.consent(&user_id, &app.client_id, &requested.graph);
+        let lifetime = i64::try_from(lifetime_secs).unwrap_or(i64::MAX / 2);
+        Ok(w.grants.issue_access(
+            &user_id,
+            &app.client_id,
+            requested.graph,
+            now + time::Duration::seconds(lifetime),
+        ))
     }
 
     /// Moves the emulator clock forward. Every expiry uses this clock.
@@ -185,7 +236,7 @@ impl Control {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-type Sh = State<Arc<Shared>>;
+pub(crate) type Sh = State<Arc<Shared>>;
 
 /// Control routes (nested under `/_emulator`).
 pub fn routes() -> Router<Arc<Shared>> {
@@ -196,31 +247,36 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/tokens/revoke", post(revoke))
         .route("/tokens/expire-refresh", post(expire_refresh))
         .route("/tokens/expire-access", post(expire_access))
+        .route("/tokens/mint", post(mint))
         .route("/device/approve", post(device_approve))
         .route("/device/decline", post(device_decline))
         .route("/clock/advance", post(clock_advance))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/requests", get(requests).delete(clear_requests))
+        .merge(crate::control_contacts::routes())
+        .merge(crate::control_presence::routes())
 }
 
-fn control(sh: &Arc<Shared>) -> Control {
+pub(crate) fn control(sh: &Arc<Shared>) -> Control {
     Control::new(sh.clone())
 }
 
-fn bad(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+pub(crate) fn bad(status: StatusCode, msg: impl std::fmt::Display) -> Response {
     (status, Json(json!({"error": msg.to_string()}))).into_response()
 }
 
-fn reply(r: Result<Value, ControlError>) -> Response {
+pub(crate) fn reply(r: Result<Value, ControlError>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
-        Err(e @ ControlError::DeviceCode(_)) => bad(StatusCode::NOT_FOUND, e),
+        Err(e @ (ControlError::DeviceCode(_) | ControlError::NotFound(_))) => {
+            bad(StatusCode::NOT_FOUND, e)
+        }
         Err(e) => bad(StatusCode::BAD_REQUEST, e),
     }
 }
 
 /// Parses a JSON body, answering 400 for anything else.
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Response>> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Response>> {
     serde_json::from_slice(body)
         .map_err(|e| Box::new(bad(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}"))))
 }
@@ -229,6 +285,15 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Response>> 
 #[serde(deny_unknown_fields)]
 struct Upn {
     upn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintBody {
+    upn: String,
+    client_id: String,
+    scopes: Vec<String>,
+    expires_in: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -352,4 +417,24 @@ async fn requests(State(sh): Sh) -> Response {
 async fn clear_requests(State(sh): Sh) -> Response {
     control(&sh).clear_requests();
     Json(json!({"ok": true})).into_response()
+}
+
+async fn mint(State(sh): Sh, body: axum::body::Bytes) -> Response {
+    let b = match parse::<MintBody>(&body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let expires_in = b.expires_in.unwrap_or(sh.config.access_token_lifetime_secs);
+    let scopes: Vec<&str> = b.scopes.iter().map(String::as_str).collect();
+    let client_id = sh
+        .world()
+        .tenant
+        .app(&b.client_id)
+        .map(|a| a.client_id.clone())
+        .unwrap_or(b.client_id.clone());
+    reply(
+        control(&sh)
+            .mint_access_token(&b.upn, &client_id, &scopes, expires_in)
+            .map(|t| json!({"access_token": t, "client_id": client_id, "expires_in": expires_in})),
+    )
 }

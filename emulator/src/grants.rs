@@ -121,9 +121,7 @@ pub struct DeviceGrant {
 pub struct AccessToken {
     /// Signed-in user.
     pub user_id: String,
-    /// App it was issued to (presence's `setPresence` will need it: its `sessionId` must be
-    /// the calling app's id).
-    #[allow(dead_code)]
+    /// App it was issued to (presence's `setPresence` checks that its `sessionId` is this id).
     pub client_id: String,
     /// Graph permissions it carries (`scp`).
     pub scopes: BTreeSet<String>,
@@ -166,6 +164,27 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// Mints an access token (stored only as its digest) and returns its value.
+    pub fn issue_access(
+        &mut self,
+        user_id: &str,
+        client_id: &str,
+        scopes: BTreeSet<String>,
+        expires_at: OffsetDateTime,
+    ) -> String {
+        let access = new_secret("EwB", 96);
+        self.access.insert(
+            digest(&access),
+            AccessToken {
+                user_id: user_id.to_string(),
+                client_id: client_id.to_string(),
+                scopes,
+                expires_at,
+            },
+        );
+        access
+    }
+
     /// Records consent and returns everything the user has consented to for this app.
     pub fn consent(
         &mut self,

@@ -29,7 +29,7 @@ pub fn routes() -> Router<Arc<Shared>> {
 }
 
 /// Properties returned when there is no `$select` (Graph's default set for users).
-const DEFAULT_PROPS: &[&str] = &[
+pub(crate) const DEFAULT_PROPS: &[&str] = &[
     "businessPhones",
     "displayName",
     "givenName",
@@ -44,7 +44,7 @@ const DEFAULT_PROPS: &[&str] = &[
 ];
 
 /// Properties a token with only `User.ReadBasic.All` may read of other users.
-const BASIC_PROPS: &[&str] = &[
+pub(crate) const BASIC_PROPS: &[&str] = &[
     "displayName",
     "givenName",
     "id",
@@ -82,7 +82,7 @@ const SELF_READ: &[&str] = &[
 ];
 
 /// Permissions that allow reading every property of other users.
-const FULL_READ: &[&str] = &[
+pub(crate) const FULL_READ: &[&str] = &[
     "User.Read.All",
     "User.ReadWrite.All",
     "Directory.Read.All",
@@ -90,7 +90,7 @@ const FULL_READ: &[&str] = &[
 ];
 
 /// A user property by its canonical name, or `None` if there is no such property.
-fn property(p: &UserProfile, name: &str) -> Option<Value> {
+pub(crate) fn property(p: &UserProfile, name: &str) -> Option<Value> {
     Some(match name {
         "id" => json!(p.id),
         "userPrincipalName" => json!(p.user_principal_name),
@@ -218,7 +218,7 @@ pub fn json_response(body: Value) -> Response {
     resp
 }
 
-fn forbidden(ids: &RequestIds, sh: &Shared) -> Response {
+pub(crate) fn forbidden(ids: &RequestIds, sh: &Shared) -> Response {
     graph_error(
         ids,
         sh.now(),
@@ -228,12 +228,12 @@ fn forbidden(ids: &RequestIds, sh: &Shared) -> Response {
     )
 }
 
-fn has_any(token: &AccessToken, perms: &[&str]) -> bool {
+pub(crate) fn has_any(token: &AccessToken, perms: &[&str]) -> bool {
     perms.iter().any(|p| token.scopes.contains(*p))
 }
 
 /// Parses `$select` (also accepted without `$`). `Err` is Graph's 400.
-fn parse_select(
+pub(crate) fn parse_select(
     q: &HashMap<String, String>,
     sh: &Shared,
     ids: &RequestIds,

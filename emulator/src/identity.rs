@@ -19,8 +19,8 @@ use url::{Host, Url, form_urlencoded};
 
 use crate::errors::{AadError, html_escape, no_store, sign_in_error_page};
 use crate::grants::{
-    AccessToken, AuthCode, ChallengeMethod, DeviceGrant, DeviceStatus, RefreshToken, digest,
-    new_secret, new_user_code,
+    AuthCode, ChallengeMethod, DeviceGrant, DeviceStatus, RefreshToken, digest, new_secret,
+    new_user_code,
 };
 use crate::scopes::Requested;
 use crate::server::RequestIds;
@@ -479,15 +479,11 @@ fn issue_tokens(sh: &Shared, w: &mut World, m: Mint<'_>, now: OffsetDateTime) ->
     } = m;
     let granted = w.grants.consented(user_id, client_id);
     let lifetime = sh.config.access_token_lifetime_secs;
-    let access = new_secret("EwB", 96);
-    w.grants.access.insert(
-        digest(&access),
-        AccessToken {
-            user_id: user_id.to_string(),
-            client_id: client_id.to_string(),
-            scopes: granted.clone(),
-            expires_at: now + time::Duration::seconds(secs(lifetime)),
-        },
+    let access = w.grants.issue_access(
+        user_id,
+        client_id,
+        granted.clone(),
+        now + time::Duration::seconds(secs(lifetime)),
     );
     let mut body = json!({
         "token_type": "Bearer",

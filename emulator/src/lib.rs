@@ -3,10 +3,13 @@
 //!
 //! It answers as Microsoft documents (error bodies, status codes, token response fields) for the
 //! surface the Contact Desktop Microsoft 365 plugin uses: OpenID discovery, authorization code +
-//! PKCE on a loopback redirect, device code, refresh tokens with rotation, `GET /me` and
-//! `GET /users/{id}`. A control API (in process through [`Control`], over HTTP under
+//! PKCE on a loopback redirect, device code, refresh tokens with rotation, `GET /me`,
+//! `GET /users/{id}`, `GET /users` (+ `/users/delta`), Outlook contact folders, contacts and
+//! per-folder contact delta (with the Outlook 4-request concurrency limit), and Teams presence
+//! (read, `setPresence`, `clearPresence`, preferred presence). A control API (in process through [`Control`], over HTTP under
 //! `/_emulator/`) resets the seed, picks the signing-in user, revokes or expires tokens,
-//! approves device codes, advances the emulator clock, injects faults and reads the request log.
+//! approves device codes, advances the emulator clock, injects faults, reads the request log,
+//! mints access tokens, edits contacts and sets the user's Teams client presence.
 //!
 //! ```no_run
 //! let emu = ms365_emulator::EmulatorHandle::spawn(Default::default()).unwrap();
@@ -16,13 +19,22 @@
 //! ```
 
 mod clock;
+mod contact_seed;
+mod contacts;
 mod control;
+mod control_contacts;
+mod control_presence;
+mod directory;
 mod errors;
 mod faults;
 mod grants;
 mod graph;
 mod identity;
 mod keys;
+mod mailbox;
+mod outlook_limit;
+mod paging;
+mod presence;
 mod request_log;
 mod scopes;
 mod server;
@@ -61,6 +73,9 @@ pub struct EmulatorConfig {
     /// Accept `code_challenge_method=plain`. Microsoft accepts it; the plugin's app
     /// registration is treated as requiring S256, so the default is `false`.
     pub allow_plain_pkce: bool,
+    /// Contacts in every seeded mailbox (default 25: Adele's 15 fixed contacts plus generated
+    /// ones; see [`tenant`]). Up to 100,000 generate in well under a second (release build).
+    pub contacts_per_user: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -74,6 +89,7 @@ impl Default for EmulatorConfig {
             refresh_token_lifetime_secs: 90 * 24 * 3600,
             auth_code_lifetime_secs: 600,
             allow_plain_pkce: false,
+            contacts_per_user: tenant::DEFAULT_CONTACTS_PER_USER,
         }
     }
 }

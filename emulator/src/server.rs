@@ -22,9 +22,11 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::clock::rfc3339;
 use crate::errors::graph_error;
 use crate::faults::{self, Fault};
+use crate::grants::digest;
+use crate::outlook_limit;
 use crate::request_log::{RequestLogEntry, redact_form, redact_query};
 use crate::state::Shared;
-use crate::{control, graph, identity};
+use crate::{contacts, control, directory, graph, identity, presence};
 
 /// The request log keeps at most this many entries (the oldest tenth goes first).
 pub const MAX_LOG_ENTRIES: usize = 20_000;
@@ -79,6 +81,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(identity::routes())
         .merge(graph::routes())
+        .merge(contacts::routes())
+        .merge(directory::routes())
+        .merge(presence::routes())
         .merge(root_routes())
         .nest("/_emulator", control::routes())
         .route("/_emulator/", get(control::summary))
@@ -142,9 +147,34 @@ async fn pipeline(State(shared): State<Arc<Shared>>, mut req: Request, next: Nex
     let form = (is_form && !bytes.is_empty()).then(|| redact_form(&bytes));
     let req = Request::from_parts(parts, Body::from(bytes));
 
-    let fault = faults::take(&mut shared.world().faults, &method, &path);
+    // The Outlook concurrency limit counts from arrival (before any injected delay) to the
+    // response, per app + mailbox of the bearer token.
+    let mut slot = None;
+    let mut throttled = false;
+    if outlook_limit::is_outlook_path(&path)
+        && let Some(t) = outlook_limit::bearer(req.headers())
+    {
+        let now = shared.now();
+        let key = shared
+            .world()
+            .grants
+            .access
+            .get(&digest(t))
+            .filter(|a| now < a.expires_at)
+            .map(|a| (a.client_id.clone(), a.user_id.clone()));
+        if let Some((client, user)) = key {
+            slot = shared.outlook.acquire(&client, &user);
+            throttled = slot.is_none();
+        }
+    }
+    let fault = if throttled {
+        None
+    } else {
+        faults::take(&mut shared.world().faults, &method, &path)
+    };
     let mut dropped = false;
     let mut resp = match &fault {
+        None if throttled => outlook_limit::throttled(&ids, shared.now()),
         None => next.run(req).await,
         Some(Fault::Delay { ms }) => {
             tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
@@ -183,6 +213,7 @@ async fn pipeline(State(shared): State<Arc<Shared>>, mut req: Request, next: Nex
             faults::with_body(Response::from_parts(parts, Body::empty()), changed)
         }
     };
+    drop(slot);
     ids.stamp(&mut resp);
     let status = (!dropped).then(|| resp.status().as_u16());
     tracing::debug!(

@@ -31,10 +31,10 @@ pub struct World {
 }
 
 impl World {
-    /// The seeded world.
-    pub fn seeded() -> World {
+    /// The seeded world for this configuration.
+    pub fn seeded(config: &EmulatorConfig) -> World {
         World {
-            tenant: tenant::seed(),
+            tenant: tenant::seed_with(config.contacts_per_user),
             sign_in_user: ADELE_ID.to_string(),
             grants: Grants::default(),
             faults: Vec::new(),
@@ -54,18 +54,22 @@ pub struct Shared {
     pub clock: Clock,
     /// id_token signer.
     pub signer: Signer,
+    /// Requests in flight per (app, mailbox) for the Outlook concurrency limit.
+    pub outlook: crate::outlook_limit::Concurrency,
     world: Mutex<World>,
 }
 
 impl Shared {
     /// New state for an emulator reachable at `base`.
     pub fn new(config: EmulatorConfig, base: String) -> Shared {
+        let world = Mutex::new(World::seeded(&config));
         Shared {
             config,
             base,
             clock: Clock::default(),
             signer: Signer::default(),
-            world: Mutex::new(World::seeded()),
+            outlook: Default::default(),
+            world,
         }
     }
 
