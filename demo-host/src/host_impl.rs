@@ -18,13 +18,19 @@ use std::{
 };
 
 use host_api::{
-    CallerInfo, ContactStatus, Host, Host_TO, HostBox, IntegrationError, IntegrationState,
-    LogLevel, Notification, SsoToken, panic_message,
+    CallerInfo, ContactStatus, ErrorCode, Host, Host_TO, HostBox, IntegrationError,
+    IntegrationState, LogLevel, Notification, SsoToken, panic_message,
     reexports::{ROption, RResult, RStr, RString, RVec, TD_Opaque},
 };
 use serde_json::{Map, Value};
 
-use crate::{browser::Browser, json, output::Output, plugins::PluginInstance};
+use crate::{
+    browser::Browser,
+    json,
+    output::Output,
+    plugins::PluginInstance,
+    progress::{ProgressListener, SYNC_PROGRESS_OP, SyncProgress},
+};
 
 /// How long `open_url` waits for its event to be written before it runs the browser.
 const OPEN_URL_EVENT_WAIT: Duration = Duration::from_secs(1);
@@ -72,6 +78,14 @@ pub enum HostEvent {
         /// The new state.
         state: Box<IntegrationState>,
     },
+    /// The host extension `sync.progress` (never written as an event: the scripted mode's
+    /// events are fixed; a listener set with [`HostShared::set_progress_listener`] hears it).
+    SyncProgress {
+        /// The plugin's name.
+        plugin: Arc<str>,
+        /// The report.
+        progress: SyncProgress,
+    },
     /// Answered once every event before it is written.
     Flush(SyncSender<()>),
     /// Ends the dispatcher thread (after the events before it).
@@ -84,6 +98,8 @@ pub struct HostShared {
     status: Mutex<ContactStatus>,
     /// Where events go.
     pub output: Arc<Output>,
+    /// Who hears of sync progress (the human commands' progress bar), if anyone.
+    progress: Mutex<Option<ProgressListener>>,
 }
 
 impl HostShared {
@@ -92,7 +108,20 @@ impl HostShared {
         Arc::new(Self {
             status: Mutex::new(ContactStatus::ONLINE),
             output,
+            progress: Mutex::new(None),
         })
+    }
+
+    /// Sets (or removes, with `None`) who hears of sync progress.
+    pub fn set_progress_listener(&self, listener: Option<ProgressListener>) {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner) = listener;
+    }
+
+    fn progress_listener(&self) -> Option<ProgressListener> {
+        self.progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The host's current Contact status.
@@ -247,11 +276,29 @@ impl Host for HostImpl {
         })
     }
 
-    fn extension(&self, op: RStr<'_>, _payload: RStr<'_>) -> RResult<RString, IntegrationError> {
+    /// Known operations: [`SYNC_PROGRESS_OP`] (payload `{"folders_done", "folders",
+    /// "items"}`, answered `{}`; a payload that does not read is `bad_request`). Any other op
+    /// is `unsupported`.
+    fn extension(&self, op: RStr<'_>, payload: RStr<'_>) -> RResult<RString, IntegrationError> {
         self.guard(
             "extension",
             RResult::RErr(IntegrationError::unsupported(op.as_str())),
-            || RResult::RErr(IntegrationError::unsupported(op.as_str())),
+            || match op.as_str() {
+                SYNC_PROGRESS_OP => match SyncProgress::parse(payload.as_str()) {
+                    Ok(progress) => {
+                        self.send(HostEvent::SyncProgress {
+                            plugin: self.plugin.clone(),
+                            progress,
+                        });
+                        RResult::ROk(RString::from("{}"))
+                    }
+                    Err(why) => RResult::RErr(IntegrationError::new(
+                        ErrorCode::BAD_REQUEST,
+                        format!("`{SYNC_PROGRESS_OP}` payload: {why}"),
+                    )),
+                },
+                other => RResult::RErr(IntegrationError::unsupported(other)),
+            },
         )
     }
 }
@@ -374,6 +421,11 @@ fn dispatch(event: HostEvent, shared: &HostShared, plugins: &[Arc<PluginInstance
             fields.insert("state".into(), json::state_json(&state, shared.status()));
             out.event(json::event("state_changed", fields, Some(&plugin)));
         }
+        HostEvent::SyncProgress { plugin, progress } => {
+            if let Some(listener) = shared.progress_listener() {
+                listener(&plugin, progress);
+            }
+        }
         HostEvent::Flush(tx) => {
             let _ = tx.try_send(());
         }
@@ -470,5 +522,39 @@ mod tests {
             s["state"]["contact_status"], "busy",
             "the host's status wins"
         );
+    }
+
+    #[test]
+    fn sync_progress_reaches_the_listener_and_never_the_output() {
+        let (buf, shared, d, host) = setup();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        shared.set_progress_listener(Some(Arc::new(move |plugin: &str, p: SyncProgress| {
+            h.lock().unwrap().push((plugin.to_owned(), p));
+        })));
+        let ok = host.extension(
+            SYNC_PROGRESS_OP.into(),
+            r#"{"folders_done":1,"folders":3,"items":12}"#.into(),
+        );
+        assert_eq!(ok.unwrap().as_str(), "{}");
+        let bad = host
+            .extension(SYNC_PROGRESS_OP.into(), "[1]".into())
+            .unwrap_err();
+        assert_eq!(bad.code, ErrorCode::BAD_REQUEST);
+        let other = host.extension("new.thing".into(), "{}".into()).unwrap_err();
+        assert_eq!(other.code, ErrorCode::UNSUPPORTED);
+        d.flush(Duration::from_secs(5));
+        let heard = heard.lock().unwrap().clone();
+        assert_eq!(heard.len(), 1);
+        assert_eq!(heard[0].0, "Test");
+        assert_eq!(heard[0].1.items, 12);
+        assert!(
+            buf.contents().is_empty(),
+            "no output line: {}",
+            buf.contents()
+        );
+        // Without a listener the report is answered and dropped.
+        shared.set_progress_listener(None);
+        assert!(host.extension(SYNC_PROGRESS_OP.into(), "{}".into()).is_ok());
     }
 }

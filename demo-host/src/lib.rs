@@ -8,6 +8,9 @@
 //!   [`script::run`] is the library entry point the end-to-end tests use.
 //! - [`demo`]: a guided tour against the embedded Microsoft 365 emulator.
 //! - [`commands`]: `plugins` (list what loads) and `emulator` (run the emulator alone).
+//! - [`human`]: `sync`, `call`, `search`, `status`, `settings` against the plugins of the
+//!   plugins folder, with the host context of [`profile`] (`host.json`); sync progress
+//!   ([`progress`]) is shown as a bar.
 //!
 //! Building blocks: [`session::Session`] (loaded plugins + the host's context and status;
 //! executes one [`protocol::Op`]), [`output::Output`] (the single writer of reply and event
@@ -24,11 +27,14 @@ pub mod errors;
 #[cfg(test)]
 mod fake;
 pub mod host_impl;
+pub mod human;
 pub mod json;
 pub mod logging;
 pub mod options;
 pub mod output;
 pub mod plugins;
+pub mod profile;
+pub mod progress;
 pub mod protocol;
 pub mod script;
 pub mod session;

@@ -87,6 +87,12 @@ impl Session {
         self.sync_timeout_ms = ms;
     }
 
+    /// Sets (or removes) who hears of contact sync progress (the host extension
+    /// `sync.progress`; never written to the output).
+    pub fn set_progress_listener(&self, listener: Option<crate::progress::ProgressListener>) {
+        self.shared.set_progress_listener(listener);
+    }
+
     /// The loaded integrations, in load order.
     pub fn plugins(&self) -> &[Arc<PluginInstance>] {
         &self.plugins

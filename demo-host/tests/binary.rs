@@ -134,3 +134,106 @@ fn demo_without_plugins_says_so_and_exits_zero() {
     assert!(text.contains("no plugin loaded"), "{text}");
     assert!(!text.contains('\x1b'), "no colour when not a terminal");
 }
+
+/// The plugin as `cargo build -p contact-ms365` leaves it, if it was built.
+fn built_plugin() -> Option<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let file = format!(
+        "{}contact_ms365.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    );
+    let path = target.join("debug").join(file);
+    path.is_file().then_some(path)
+}
+
+/// Waits for `child` at most `limit`; kills it (and fails) when it takes longer.
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; output so far:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn demo_runs_the_tour_against_the_real_plugin() {
+    let Some(plugin) = built_plugin() else {
+        eprintln!(
+            "note: skipping the demo against the real plugin: build it first \
+             (cargo build -p contact-ms365)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&plugin, plugins.join(plugin.file_name().unwrap())).unwrap();
+    let child = demo_host(&dir)
+        .arg("demo")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let out = wait_bounded(child, Duration::from_secs(90));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("signed in as adele.vance@contoso.example"),
+        "the signed-in user:\n{text}"
+    );
+    let call = text
+        .lines()
+        .find(|l| l.contains("089 1234567") && l.contains("→"))
+        .unwrap_or_else(|| panic!("no call line:\n{text}"));
+    assert!(call.contains("Anna Müller"), "{call}\n{text}");
+    eprintln!("demo took {:?}", start.elapsed());
+}
+
+#[test]
+fn human_commands_without_a_plugin_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo_host(&dir)
+        .args(["call", "+49", "89", "1234567", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["reply"], "incoming_call");
+    assert_eq!(line["ok"], false);
+    assert_eq!(line["error"]["code"], "plugin_error");
+    // Nothing given: no host.json. A bad country is refused before anything loads.
+    assert!(!dir.path().join("data/host.json").exists());
+    let out = demo_host(&dir)
+        .args(["status", "--country", "Germany"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--country"));
+    // Values given are kept for later commands.
+    let out = demo_host(&dir)
+        .args(["status", "--username", "adele.vance@contoso.example"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/host.json")).unwrap()).unwrap();
+    assert_eq!(kept["username"], "adele.vance@contoso.example");
+    assert_eq!(kept["country"], "DE");
+    assert_eq!(kept["addons"][0], "contact_connect");
+}

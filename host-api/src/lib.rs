@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod codes;
+mod file_check;
 mod loader;
 mod module;
 mod traits;

@@ -69,7 +69,8 @@ impl std::error::Error for LoadError {}
 
 /// Loads the plugin file at `path`.
 ///
-/// Order of checks: the file opens as a dynamic library; its plain-C manifest, when present,
+/// Order of checks: the file is complete (a truncated ELF file would crash the process on
+/// first use); it opens as a dynamic library; its plain-C manifest, when present,
 /// names a host-api of this major version; it exports an abi_stable root module of a compatible
 /// abi_stable; abi_stable's version and layout checks pass; the root module initializes.
 pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
@@ -79,6 +80,9 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         details,
     };
 
+    if let Err(reason) = crate::file_check::check_complete(path) {
+        return Err(refuse(reason.clone(), reason));
+    }
     let raw = RawLibrary::load_at(path).map_err(|e| {
         let full = e.to_string();
         refuse(
