@@ -171,3 +171,136 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
             .min(Duration::from_secs(3600)),
     )
 }
+
+/// How requests are retried: 429 and 503 honour `Retry-After`; other 5xx, time-outs and broken
+/// connections back off exponentially with jitter; anything else is final.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all (the first included).
+    pub attempts: u32,
+    /// First back-off.
+    pub base: Duration,
+    /// Longest back-off (and the longest `Retry-After` honoured before giving up).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `n` (1-based retry count): `base * 2^(n-1)`, capped, with
+    /// ±25 % jitter so that clients of one tenant do not retry in step.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self.base.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
+        let capped = exp.min(self.max);
+        let jitter = rand::random::<f64>() * 0.5 + 0.75;
+        capped.mul_f64(jitter).min(self.max)
+    }
+}
+
+/// Whether an error is worth retrying, and after how long at least.
+pub fn retry_after(error: &GraphError) -> Option<Option<Duration>> {
+    match error {
+        GraphError::Throttled(after) => Some(*after),
+        GraphError::Server(_) | GraphError::Network(_) => Some(None),
+        GraphError::Malformed(_) => Some(None),
+        _ => None,
+    }
+}
+
+impl Graph {
+    /// The Graph base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET url` (absolute) with the bearer token, `Prefer` when given, and the retry policy;
+    /// `limiter` bounds the requests in flight (Outlook allows 4 per app and mailbox).
+    pub async fn get_json(
+        &self,
+        url: &str,
+        token: &SecretString,
+        prefer: Option<&str>,
+        limiter: &tokio::sync::Semaphore,
+        policy: &RetryPolicy,
+    ) -> Result<serde_json::Value, GraphError> {
+        let mut retry = 0;
+        loop {
+            let result = {
+                let _permit = limiter
+                    .acquire()
+                    .await
+                    .map_err(|_| GraphError::Network("cancelled".into()))?;
+                let mut request = self.http.get(url).bearer_auth(token.expose_secret());
+                if let Some(p) = prefer {
+                    request = request.header("Prefer", p);
+                }
+                match request.send().await {
+                    Ok(response) => read(response).await.and_then(|body| {
+                        serde_json::from_slice::<serde_json::Value>(&body)
+                            .map_err(|e| GraphError::Malformed(e.to_string()))
+                    }),
+                    Err(e) => Err(GraphError::Network(crate::http::describe(&e))),
+                }
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    retry += 1;
+                    let Some(after) = retry_after(&e) else {
+                        return Err(e);
+                    };
+                    if retry >= policy.attempts {
+                        return Err(e);
+                    }
+                    let wait = match after {
+                        Some(d) if d > policy.max => return Err(e),
+                        Some(d) => d,
+                        None => policy.backoff(retry),
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        let first = p.backoff(1);
+        assert!(first >= Duration::from_millis(75) && first <= Duration::from_millis(125));
+        let fourth = p.backoff(4);
+        assert!(fourth >= Duration::from_millis(600) && fourth <= Duration::from_millis(1000));
+        assert!(p.backoff(30) <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        assert_eq!(
+            retry_after(&GraphError::Throttled(Some(Duration::from_secs(3)))),
+            Some(Some(Duration::from_secs(3)))
+        );
+        assert_eq!(retry_after(&GraphError::Server(503)), Some(None));
+        assert_eq!(retry_after(&GraphError::Unauthorized("x".into())), None);
+        assert_eq!(retry_after(&GraphError::Other(404, "x".into())), None);
+    }
+}

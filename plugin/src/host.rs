@@ -89,6 +89,16 @@ impl HostHandle {
         self.host.open_url(url.into())
     }
 
+    /// Calls a host extension operation (JSON in, JSON out). An older host answers
+    /// `unsupported`, which callers treat as "not offered here".
+    pub fn extension(&self, op: &str, payload: &str) -> Option<String> {
+        self.host
+            .extension(op.into(), payload.into())
+            .into_result()
+            .ok()
+            .map(|s| s.into_string())
+    }
+
     /// An access token from the host's own Microsoft 365 login, when it has one. Blocks
     /// briefly: call it from a blocking context.
     pub fn sso_token(&self, scopes: &[&str]) -> Option<SsoToken> {

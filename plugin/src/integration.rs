@@ -26,12 +26,14 @@ use host_api::{
 };
 
 use crate::{
-    directory::Directory,
+    contacts::PendingCalls,
+    directory::{Directory, Index, LookupOptions},
     faults::Faults,
     graph::Me,
     host::HostHandle,
     session::{self, Engine, Mode},
     settings::Settings,
+    sync::Mailbox,
 };
 
 /// The add-on that licenses Microsoft 365 integration.
@@ -104,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) generation: u64,
     /// One calm `sign_in_required` notification per episode.
     pub(crate) notified_sign_in_required: bool,
+    /// What was synced (the index is built from it).
+    pub(crate) mailbox: Arc<Mailbox>,
 }
 
 /// Everything shared by the integration object and its tasks.
@@ -113,6 +117,10 @@ pub(crate) struct Core {
     /// Microsoft integration on and licensed: calls and searches are answered.
     serving: AtomicBool,
     pub(crate) directory: Arc<Directory>,
+    /// Region and outside-line prefixes for caller lookups (read on every call).
+    lookup: std::sync::RwLock<(String, Vec<String>)>,
+    /// Calls that found no name yet.
+    pub(crate) pending_calls: PendingCalls,
     faults: Faults,
 }
 
@@ -158,9 +166,12 @@ impl Ms365Integration {
                 account: None,
                 generation: 0,
                 notified_sign_in_required: false,
+                mailbox: Arc::new(Mailbox::default()),
             }),
             serving: AtomicBool::new(false),
             directory: Arc::new(Directory::default()),
+            lookup: Default::default(),
+            pending_calls: PendingCalls::default(),
             faults,
         });
         core.reconcile(core.lock());
@@ -172,7 +183,11 @@ impl Ms365Integration {
         let core = &self.core;
         let mut inner = core.lock_live()?;
         let was_licensed = inner.context.licensed();
+        let old_country = inner.context.country.clone();
         inner.context = Context::from_host(context);
+        if old_country != inner.context.country {
+            session::rebuild_index(core, &inner);
+        }
         if was_licensed && !inner.context.licensed() && inner.settings.microsoft_integration {
             core.host.notify(
                 "unlicensed",
@@ -214,6 +229,11 @@ impl Ms365Integration {
                 engine.stop(STOP_DEADLINE);
                 inner = core.lock_live()?;
             }
+        }
+        if !previous.directory && inner.settings.directory && inner.auth == AuthPhase::Active {
+            // Colleagues' phones need User.Read.All: ask for consent now.
+            inner.generation += 1;
+            session::start(core, &mut inner, Mode::Interactive);
         }
         if previous.remember_login && !inner.settings.remember_login {
             session::forget_remembered(core, &inner);
@@ -257,20 +277,41 @@ impl Ms365Integration {
         Ok(core.reconcile(inner))
     }
 
-    /// Runs a contact sync and waits for it.
-    pub fn sync_contacts(&self, _timeout: Duration) -> Result<SyncReport, IntegrationError> {
-        let inner = self.core.lock_live()?;
-        self.core.require_engine(&inner)?;
-        if inner.auth != AuthPhase::Active {
-            return Err(IntegrationError::new(
-                ErrorCode::NOT_SIGNED_IN,
-                "sign in to Microsoft 365 first",
-            ));
+    /// Runs a contact sync that starts after this call and waits for it, at most `timeout`.
+    pub fn sync_contacts(&self, timeout: Duration) -> Result<SyncReport, IntegrationError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        {
+            let inner = self.core.lock_live()?;
+            self.core.require_engine(&inner)?;
+            let sender = inner
+                .engine
+                .as_ref()
+                .and_then(|e| e.contacts.clone())
+                .filter(|_| inner.auth == AuthPhase::Active)
+                .ok_or_else(|| {
+                    IntegrationError::new(
+                        ErrorCode::NOT_SIGNED_IN,
+                        "sign in to Microsoft 365 first",
+                    )
+                })?;
+            sender.send(reply).map_err(|_| {
+                IntegrationError::new(ErrorCode::CANCELLED, "the contact sync stopped")
+            })?;
         }
-        Err(IntegrationError::new(
-            ErrorCode::PLUGIN_ERROR,
-            "contact sync is not available in this build yet",
-        ))
+        match answer.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(IntegrationError::new(
+                ErrorCode::SYNC_FAILED,
+                format!(
+                    "the contact sync did not finish within {} s",
+                    timeout.as_secs()
+                ),
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(IntegrationError::new(
+                ErrorCode::CANCELLED,
+                "the contact sync was stopped (switched off or signed out)",
+            )),
+        }
     }
 
     /// Who is calling, from memory.
@@ -279,7 +320,18 @@ impl Ms365Integration {
         if !self.core.serving.load(Ordering::Acquire) {
             return None;
         }
-        self.core.directory.lookup(call.number.as_str())
+        let (region, prefixes) = self.core.lookup_options();
+        let options = LookupOptions {
+            region: &region,
+            outside_line_prefixes: &prefixes,
+        };
+        let found = self.core.directory.lookup(call.number.as_str(), &options);
+        if found.is_none() {
+            self.core
+                .pending_calls
+                .push(call.call_id.as_str(), call.number.as_str());
+        }
+        found
     }
 
     /// Phonebook search, from memory.
@@ -340,6 +392,14 @@ impl Drop for Ms365Integration {
 }
 
 impl Core {
+    /// Region and outside-line prefixes for lookups.
+    pub(crate) fn lookup_options(&self) -> (String, Vec<String>) {
+        self.lookup
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -384,6 +444,10 @@ impl Core {
         mut inner: MutexGuard<'_, Inner>,
     ) -> IntegrationState {
         let wanted = inner.settings.microsoft_integration && inner.context.licensed();
+        *self.lookup.write().unwrap_or_else(PoisonError::into_inner) = (
+            inner.context.country.clone(),
+            inner.settings.outside_line_prefixes.clone(),
+        );
         let mut to_stop = None;
         if wanted && inner.engine.is_none() && !inner.shut_down {
             match Engine::start() {
@@ -404,6 +468,9 @@ impl Core {
             inner.generation += 1;
             inner.account = None;
             inner.auth = AuthPhase::SignInRequired;
+            // Free the contacts; the snapshot brings them back at the next start.
+            inner.mailbox = Arc::new(Mailbox::default());
+            self.directory.replace(Index::new(Vec::new(), ""));
             to_stop = Some(engine);
         }
         self.serving
@@ -457,7 +524,7 @@ impl Core {
                 .map(|a| a.user_principal_name.as_str().into())
                 .into(),
             contacts: self.directory.snapshot().len() as u64,
-            last_sync: ROption::RNone,
+            last_sync: inner.mailbox.last_sync.as_deref().map(Into::into).into(),
             presence_integration: presence,
             presence_blocked_reason: ROption::RNone,
             teams_presence: ROption::RNone,

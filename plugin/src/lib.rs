@@ -10,7 +10,12 @@
 //! - [`session`]: the engine (runtime, HTTP, tokens) and the sign-in and refresh tasks.
 //! - [`settings`]: settings with defaults, validation (all or nothing) and persistence.
 //! - [`runtime`]: the tokio runtime the integration owns while Microsoft integration is on.
+//! - [`sync`]: contact sync with Graph (folders, delta, directory users), all or nothing.
+//! - [`snapshot`]: the synced contacts and delta links on disk, for a warm start.
+//! - [`contacts`]: the sync loop, installing results into the index, late callers.
 //! - [`directory`]: the in-memory contact index that answers calls and searches.
+//! - [`phone`]: phone numbers to E.164 (the one place that knows the libphonenumber port).
+//! - [`presence`]: Teams presence sync both ways: the mapping tables, the rules, the poll loop.
 //! - [`auth`]: sign-in: discovery, the OAuth flows, the loopback listener, the token store.
 //! - [`graph`]: Microsoft Graph requests and their typed errors.
 //! - [`http`]: the one HTTP client configuration (no redirects, time-outs).
@@ -20,6 +25,7 @@
 #![allow(non_local_definitions)]
 
 pub mod auth;
+pub mod contacts;
 pub mod directory;
 pub mod faults;
 pub mod ffi;
@@ -27,10 +33,14 @@ pub mod graph;
 pub mod host;
 pub mod http;
 pub mod integration;
+pub mod phone;
+pub mod presence;
 pub mod runtime;
 pub mod session;
 pub mod settings;
+pub mod snapshot;
 pub mod store;
+pub mod sync;
 
 pub use integration::Ms365Integration;
 

@@ -42,8 +42,12 @@ pub struct Engine {
     pub http: reqwest::Client,
     /// The current tokens.
     pub tokens: TokenCell,
-    /// Cancels the current sign-in task (and its refresher).
+    /// Cancels the current sign-in task (and its refresher and sync loop).
     session: Option<CancellationToken>,
+    /// Wakes the refresher at once (Graph refused the token).
+    pub refresh_now: Arc<tokio::sync::Notify>,
+    /// Asks the sync loop for a sync (present while signed in).
+    pub contacts: Option<tokio::sync::mpsc::UnboundedSender<crate::contacts::Waiter>>,
 }
 
 impl Engine {
@@ -60,6 +64,8 @@ impl Engine {
             http,
             tokens: Arc::new(Mutex::new(None)),
             session: None,
+            refresh_now: Arc::new(tokio::sync::Notify::new()),
+            contacts: None,
         })
     }
 
@@ -150,12 +156,37 @@ pub(crate) fn sign_out(core: &Arc<Core>, inner: &mut Inner) {
         }
         *lock(&engine.tokens) = None;
     }
+    if let Some(engine) = inner.engine.as_mut() {
+        engine.contacts = None;
+    }
     inner.account = None;
     inner.auth = AuthPhase::SignInRequired;
     inner.last_error = None;
     inner.notified_sign_in_required = true; // the user asked: no notification
     forget_remembered(core, inner);
+    // The synced contacts belong to the account: forget them too.
+    inner.mailbox = Arc::new(crate::sync::Mailbox::default());
+    core.directory
+        .replace(crate::directory::Index::new(Vec::new(), ""));
+    if !inner.context.data_dir.as_os_str().is_empty()
+        && let Err(e) = crate::snapshot::delete(&inner.context.data_dir)
+    {
+        core.host
+            .warn("snapshot", &format!("could not delete the snapshot: {e}"));
+    }
     core.host.info("auth", "signed out; stored sign-in deleted");
+}
+
+/// Rebuilds the index from the synced contacts (the host's country changed).
+pub(crate) fn rebuild_index(core: &Arc<Core>, inner: &Inner) {
+    let Some(engine) = inner.engine.as_ref() else {
+        return;
+    };
+    let mailbox = (*inner.mailbox).clone();
+    let core = core.clone();
+    engine.runtime.spawn(async move {
+        crate::contacts::install(&core, mailbox).await;
+    });
 }
 
 /// Deletes the remembered sign-in (remember_login switched off, or sign-out).
@@ -233,6 +264,10 @@ enum Silent {
 }
 
 async fn run(core: &Arc<Core>, config: &Config, mode: Mode, cancel: &CancellationToken) {
+    if mode == Mode::Startup {
+        // Calls are answered from the snapshot before any network traffic.
+        crate::contacts::warm_start(core).await;
+    }
     let mut backoff = Duration::from_secs(2);
     let signed_in = loop {
         let attempt = attempt(core, config, mode, cancel).await;
@@ -252,7 +287,7 @@ async fn run(core: &Arc<Core>, config: &Config, mode: Mode, cancel: &Cancellatio
             }
         }
     };
-    if !install(core, config, signed_in) {
+    if !install(core, config, signed_in, cancel) {
         return;
     }
     keep_fresh(core, config).await;
@@ -495,13 +530,45 @@ async fn forget_in_background(config: &Config) {
     let _ = tokio::task::spawn_blocking(move || delete_everywhere(&dir)).await;
 }
 
-/// Makes a finished sign-in current, unless it was superseded meanwhile.
-fn install(core: &Arc<Core>, config: &Config, signed_in: SignedIn) -> bool {
+/// Makes a finished sign-in current, unless it was superseded meanwhile, and starts the
+/// contact sync loop.
+fn install(
+    core: &Arc<Core>,
+    config: &Config,
+    signed_in: SignedIn,
+    cancel: &CancellationToken,
+) -> bool {
     let mut inner = core.lock();
     if inner.generation != config.generation || inner.shut_down {
         return false;
     }
+    if !inner.mailbox.upn.is_empty()
+        && !inner
+            .mailbox
+            .upn
+            .eq_ignore_ascii_case(&signed_in.me.user_principal_name)
+    {
+        // Another account: its contacts are not this one's.
+        inner.mailbox = Arc::new(crate::sync::Mailbox::default());
+        core.directory
+            .replace(crate::directory::Index::new(Vec::new(), ""));
+    }
     *lock(&config.tokens) = Some(signed_in.tokens);
+    if let Some(engine) = inner.engine.as_mut() {
+        let (sender, requests) = tokio::sync::mpsc::unbounded_channel();
+        engine.contacts = Some(sender);
+        let parts = crate::contacts::LoopParts {
+            http: config.http.clone(),
+            tokens: config.tokens.clone(),
+            refresh_now: engine.refresh_now.clone(),
+            requests,
+            cancel: cancel.clone(),
+            generation: config.generation,
+        };
+        engine
+            .runtime
+            .spawn(crate::contacts::run_loop(core.clone(), parts));
+    }
     core.host.info(
         "auth",
         &format!("signed in as {}", signed_in.me.user_principal_name),
@@ -563,7 +630,16 @@ async fn keep_fresh(core: &Arc<Core>, config: &Config) {
                     .map(|r| SecretString::from(r.expose_secret().to_owned())),
             )
         };
-        tokio::time::sleep_until(due.into()).await;
+        let refresh_now = core
+            .lock()
+            .engine
+            .as_ref()
+            .map(|e| e.refresh_now.clone())
+            .unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => {}
+            _ = refresh_now.notified() => {}
+        }
         let renewed = match (&source, refresh) {
             (TokenSource::Own, Some(refresh)) => {
                 match discover(&config.http, &config.authority).await {

@@ -48,9 +48,20 @@ pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".corrupt-{stamp}"));
-    let aside = path.with_file_name(name);
+    let base = path.file_name().unwrap_or_default().to_os_string();
+    let mut n = 0u32;
+    let aside = loop {
+        let mut name = base.clone();
+        name.push(format!(".corrupt-{stamp}"));
+        if n > 0 {
+            name.push(format!("-{n}"));
+        }
+        let candidate = path.with_file_name(name);
+        if !candidate.exists() {
+            break candidate;
+        }
+        n += 1;
+    };
     fs::rename(path, &aside)?;
     Ok(aside)
 }

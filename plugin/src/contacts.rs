@@ -1,0 +1,332 @@
+//! Keeping the contact index current: warm start from the snapshot, the sync loop (periodic and
+//! on demand), installing each complete result, and telling the host about callers that became
+//! known while the phone rang.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use host_api::{ContactSource, ErrorCode, IntegrationError, NumberType, SyncReport};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    directory::{Contact, ContactNumber, Index, LookupOptions},
+    graph::{Graph, RetryPolicy},
+    integration::Core,
+    session::TokenCell,
+    snapshot,
+    sync::{self, Mailbox, StoredContact, SyncError, SyncRequest},
+};
+
+/// Someone waiting for the next complete sync (the `sync` op).
+pub type Waiter = std::sync::mpsc::Sender<Result<SyncReport, IntegrationError>>;
+
+/// The host extension operation that receives sync progress:
+/// `{"folders_done": n, "folders": n, "items": n}`.
+pub const SYNC_PROGRESS_OP: &str = "sync.progress";
+
+/// A caller unknown when the call was answered is looked up again for this long.
+pub const LATE_CALLER_WINDOW: Duration = Duration::from_secs(60);
+const MAX_PENDING_CALLS: usize = 64;
+
+/// Calls still waiting for a name.
+#[derive(Default)]
+pub struct PendingCalls(Mutex<VecDeque<(String, String, Instant)>>);
+
+impl PendingCalls {
+    /// Remembers an unanswered call.
+    pub fn push(&self, call_id: &str, number: &str) {
+        if call_id.is_empty() || number.trim().is_empty() || number.len() > 256 {
+            return;
+        }
+        let mut q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if q.len() >= MAX_PENDING_CALLS {
+            q.pop_front();
+        }
+        q.push_back((call_id.to_owned(), number.to_owned(), Instant::now()));
+    }
+
+    fn take_recent(&self) -> Vec<(String, String)> {
+        let mut q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.retain(|(_, _, at)| at.elapsed() < LATE_CALLER_WINDOW);
+        q.iter().map(|(c, n, _)| (c.clone(), n.clone())).collect()
+    }
+
+    fn resolved(&self, call_id: &str) {
+        let mut q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.retain(|(c, _, _)| c != call_id);
+    }
+}
+
+/// Builds the index the calls and searches are answered from.
+pub fn build_index(mailbox: &Mailbox, region: &str) -> Index {
+    let (outlook, colleagues) = mailbox.entries();
+    let convert = |c: &StoredContact, source: ContactSource| Contact {
+        id: c.id.clone(),
+        display_name: c.display_name.clone(),
+        given_name: c.given_name.clone(),
+        surname: c.surname.clone(),
+        company: c.company.clone(),
+        job_title: c.job_title.clone(),
+        numbers: c
+            .business
+            .iter()
+            .map(|n| (n, NumberType::BUSINESS))
+            .chain(c.mobile.iter().map(|n| (n, NumberType::MOBILE)))
+            .chain(c.home.iter().map(|n| (n, NumberType::HOME)))
+            .map(|(raw, number_type)| ContactNumber {
+                raw: raw.clone(),
+                number_type,
+            })
+            .collect(),
+        emails: c.emails.clone(),
+        source,
+    };
+    let contacts = outlook
+        .into_iter()
+        .map(|c| convert(c, ContactSource::OUTLOOK))
+        .chain(
+            colleagues
+                .into_iter()
+                .map(|c| convert(c, ContactSource::DIRECTORY)),
+        )
+        .collect();
+    Index::new(contacts, region)
+}
+
+/// Installs `mailbox` (index first, so calls see it at once) and reports late callers.
+pub(crate) async fn install(core: &Arc<Core>, mailbox: Mailbox) {
+    let region = core.lookup_options().0;
+    let mailbox = Arc::new(mailbox);
+    let for_index = mailbox.clone();
+    let index = tokio::task::spawn_blocking(move || build_index(&for_index, &region)).await;
+    let Ok(index) = index else { return };
+    core.directory.replace(index);
+    {
+        let mut inner = core.lock();
+        inner.mailbox = mailbox;
+        core.report(&mut inner);
+    }
+    resolve_late_callers(core);
+}
+
+/// Tells the host about callers that became known (within the window).
+fn resolve_late_callers(core: &Arc<Core>) {
+    let (region, prefixes) = core.lookup_options();
+    let options = LookupOptions {
+        region: &region,
+        outside_line_prefixes: &prefixes,
+    };
+    for (call_id, number) in core.pending_calls.take_recent() {
+        if let Some(caller) = core.directory.lookup(&number, &options) {
+            core.pending_calls.resolved(&call_id);
+            core.host.update_caller(&call_id, caller);
+        }
+    }
+}
+
+/// Answers calls from the snapshot before any network traffic.
+pub(crate) async fn warm_start(core: &Arc<Core>) {
+    let dir = core.lock().context.data_dir.clone();
+    if dir.as_os_str().is_empty() {
+        return;
+    }
+    let loaded = tokio::task::spawn_blocking(move || snapshot::load(&dir)).await;
+    let Ok((mailbox, note)) = loaded else { return };
+    if let Some(note) = note {
+        core.host.warn("snapshot", &note);
+    }
+    if let Some(mailbox) = mailbox {
+        let n = mailbox.len();
+        install(core, mailbox).await;
+        core.host.info(
+            "snapshot",
+            &format!("answering from the snapshot: {n} entries"),
+        );
+    }
+}
+
+/// What the sync loop needs from the engine.
+pub(crate) struct LoopParts {
+    pub(crate) http: reqwest::Client,
+    pub(crate) tokens: TokenCell,
+    pub(crate) refresh_now: Arc<tokio::sync::Notify>,
+    pub(crate) requests: mpsc::UnboundedReceiver<Waiter>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) generation: u64,
+}
+
+/// Syncs at once, then every `sync_interval_s`, and whenever someone asks; each request is
+/// answered by a sync that started after it arrived.
+pub(crate) async fn run_loop(core: Arc<Core>, mut parts: LoopParts) {
+    let limiter = Arc::new(Semaphore::new(sync::MAX_IN_FLIGHT));
+    let mut waiters: Vec<Waiter> = Vec::new();
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = parts.cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+            w = parts.requests.recv() => match w {
+                Some(w) => waiters.push(w),
+                None => return,
+            },
+        }
+        while let Ok(w) = parts.requests.try_recv() {
+            waiters.push(w);
+        }
+        let result = run_once(&core, &parts, &limiter).await;
+        if core.lock().generation != parts.generation {
+            return;
+        }
+        let interval = Duration::from_secs(core.lock().settings.sync_interval_s);
+        next = tokio::time::Instant::now() + interval;
+        let reply = match result {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                core.host.warn("sync", &format!("contact sync failed: {e}"));
+                {
+                    let mut inner = core.lock();
+                    inner.last_error = Some(format!("contact sync failed: {e}"));
+                    core.report(&mut inner);
+                }
+                // Retry sooner than the interval after a failure.
+                next = tokio::time::Instant::now() + interval.min(Duration::from_secs(60));
+                Err(IntegrationError::new(ErrorCode::SYNC_FAILED, e.to_string()))
+            }
+        };
+        for w in waiters.drain(..) {
+            let _ = w.send(reply.clone());
+        }
+    }
+}
+
+async fn run_once(
+    core: &Arc<Core>,
+    parts: &LoopParts,
+    limiter: &Arc<Semaphore>,
+) -> Result<SyncReport, SyncError> {
+    let (graph_base, directory, previous, upn, data_dir) = {
+        let inner = core.lock();
+        (
+            inner.settings.graph.clone(),
+            inner.settings.directory,
+            inner.mailbox.clone(),
+            inner
+                .account
+                .as_ref()
+                .map(|a| a.user_principal_name.clone())
+                .unwrap_or_default(),
+            inner.context.data_dir.clone(),
+        )
+    };
+    let graph = Graph::new(parts.http.clone(), &graph_base);
+    let policy = RetryPolicy::default();
+    // A snapshot of another account is never reused.
+    let previous = if previous.upn.eq_ignore_ascii_case(&upn) {
+        (*previous).clone()
+    } else {
+        Mailbox {
+            upn: upn.clone(),
+            ..Default::default()
+        }
+    };
+    let mut attempt = 0;
+    let mut synced = loop {
+        let token = current_token(&parts.tokens)
+            .ok_or_else(|| SyncError::Failed("not signed in".into()))?;
+        let host = core.host.clone();
+        let request = SyncRequest {
+            graph: &graph,
+            token: &token,
+            directory,
+            limiter,
+            policy: &policy,
+            progress: Arc::new(move |p: sync::Progress| {
+                // Host extension `sync.progress` (host-api 1.0 growth path): a host that does
+                // not know it answers `unsupported`, which changes nothing.
+                let payload = format!(
+                    r#"{{"folders_done":{},"folders":{},"items":{}}}"#,
+                    p.folders_done, p.folders, p.items
+                );
+                let _ = host.extension(SYNC_PROGRESS_OP, &payload);
+            }),
+        };
+        match sync::sync(&request, &previous).await {
+            Err(SyncError::Unauthorized(m)) if attempt == 0 => {
+                attempt += 1;
+                core.host.info(
+                    "sync",
+                    &format!("Graph refused the token ({m}); refreshing"),
+                );
+                wait_for_new_token(parts, &token).await;
+            }
+            other => break other?,
+        }
+    };
+    synced.upn = upn;
+    let changes = sync::diff(&previous, &synced);
+    let contacts = synced.len() as u64;
+    if !data_dir.as_os_str().is_empty() {
+        let to_save = synced.clone();
+        let saved = tokio::task::spawn_blocking(move || snapshot::save(&data_dir, &to_save)).await;
+        if let Ok(Err(e)) = saved {
+            core.host
+                .warn("snapshot", &format!("could not save the snapshot: {e}"));
+        }
+    }
+    install(core, synced).await;
+    {
+        let mut inner = core.lock();
+        inner.last_error = None;
+        core.report(&mut inner);
+    }
+    core.host.info(
+        "sync",
+        &format!(
+            "contacts synced: {contacts} entries (+{} ~{} -{})",
+            changes.added, changes.updated, changes.removed
+        ),
+    );
+    Ok(SyncReport {
+        contacts,
+        added: changes.added,
+        updated: changes.updated,
+        removed: changes.removed,
+        extensions: Default::default(),
+    })
+}
+
+fn current_token(tokens: &TokenCell) -> Option<SecretString> {
+    let t = tokens
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    t.as_ref()
+        .map(|t| SecretString::from(t.access.expose_secret().to_owned()))
+}
+
+/// Asks the refresher for a new token and waits (bounded) until one differs from `old`.
+async fn wait_for_new_token(parts: &LoopParts, old: &SecretString) {
+    parts.refresh_now.notify_one();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(t) = current_token(&parts.tokens)
+            && t.expose_secret() != old.expose_secret()
+        {
+            return;
+        }
+    }
+}
