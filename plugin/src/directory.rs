@@ -59,9 +59,12 @@
 //!
 //! # Memory
 //!
-//! [`Index::index_bytes`] reports the heap used by the lookup and search structures (about
-//! 400–500 bytes per contact with three numbers; the contacts' own strings come on top). See the
-//! benchmark `benches/lookup.rs`.
+//! [`Index::index_bytes`] reports the heap used by the lookup and search structures: about
+//! 480 bytes per contact for the benchmark's 100,000 contacts with 2.15 numbers each (RSS grows
+//! by about 520 bytes per contact while building); the contacts' own strings come on top
+//! ([`Index::contact_bytes`], about 720 bytes with Graph's 150-character ids). The largest parts
+//! are the digit suffixes (4 bytes per suffix, about 10 per number) and the word index (12 bytes
+//! per word in text order plus 8 per word per contact). See `benches/lookup.rs`.
 
 use std::{
     borrow::Cow,
@@ -182,7 +185,8 @@ const MAX_QUERY_TERMS: usize = 16;
 const MAX_QUERY_LEN: usize = 512;
 /// Separator after each number in `Index::dig_text` (sorts before digits).
 const DIGIT_END: u8 = b'!';
-/// Bytes of a suffix compared when sorting (covers every stored number and its separator).
+/// Bytes of a suffix compared when sorting (covers every stored number and its separator; what
+/// follows the separator only breaks ties).
 const SUFFIX_WINDOW: usize = 24;
 
 /// An immutable set of contacts with everything precomputed for caller ID and search.
@@ -214,7 +218,8 @@ pub struct Index {
     own_tokens: Vec<OwnToken>,
     /// Per contact: its first own token; one extra entry at the end.
     own_start: Vec<u32>,
-    /// Digits of every number, each followed by `DIGIT_END`.
+    /// Digits of every number, each followed by `DIGIT_END` and its slot (4 bytes, little
+    /// endian).
     dig_text: Vec<u8>,
     /// Positions in `dig_text` of every suffix of at least 3 digits, sorted by text.
     suffixes: Vec<u32>,
@@ -306,7 +311,7 @@ impl Index {
         let mut num_e164 = Vec::with_capacity(total_numbers);
         let mut num_cc = Vec::with_capacity(total_numbers);
         let mut num_digits = Vec::with_capacity(total_numbers);
-        let mut dig_text: Vec<u8> = Vec::with_capacity(total_numbers * 14);
+        let mut dig_text: Vec<u8> = Vec::with_capacity(total_numbers * 18);
         let mut by_e164: HashMap<u64, Slot> = HashMap::with_capacity(total_numbers);
         let mut by_base: HashMap<u64, Slot> = HashMap::new();
         let mut last8: Vec<(u32, Slot)> = Vec::with_capacity(total_numbers);
@@ -361,6 +366,8 @@ impl Index {
                 }
                 dig_text.extend_from_slice(digits.as_bytes());
                 dig_text.push(DIGIT_END);
+                // The owner, so a search hit inside the digits finds its number without a search.
+                dig_text.extend_from_slice(&slot.to_le_bytes());
             }
         }
         num_start.push(num_contact.len() as u32);
@@ -368,13 +375,14 @@ impl Index {
 
         // Suffixes of at least 3 digits, sorted by their text.
         let mut suffixes: Vec<u32> = Vec::with_capacity(dig_text.len());
-        let mut run_start = 0usize;
-        for (i, &b) in dig_text.iter().enumerate() {
-            if b == DIGIT_END {
-                if i >= run_start + 3 {
-                    suffixes.extend((run_start..=i - 3).map(|p| p as u32));
-                }
-                run_start = i + 1;
+        for &start in &num_digits {
+            let start = start as usize;
+            let len = dig_text[start..]
+                .iter()
+                .position(|&b| b == DIGIT_END)
+                .unwrap_or(0);
+            if len >= 3 {
+                suffixes.extend((start..=start + len - 3).map(|p| p as u32));
             }
         }
         let window = |p: u32| {
@@ -922,9 +930,17 @@ impl Index {
             Term::Digits(variants) => {
                 for (v, &(from, to)) in variants.iter().zip(ranges) {
                     for &p in &self.suffixes[from..to] {
-                        let slot = self.num_digits.partition_point(|&s| s <= p) - 1;
-                        let whole = self.num_digits[slot] == p
-                            && self.dig_text.get(p as usize + v.len()) == Some(&DIGIT_END);
+                        let p = p as usize;
+                        let Some(end) = self.dig_text[p..].iter().position(|&b| b == DIGIT_END)
+                        else {
+                            continue;
+                        };
+                        let owner = self.dig_text.get(p + end + 1..p + end + 5);
+                        let Some(slot) = owner.and_then(|o| <[u8; 4]>::try_from(o).ok()) else {
+                            continue;
+                        };
+                        let slot = u32::from_le_bytes(slot) as usize;
+                        let whole = self.num_digits[slot] as usize == p && end == v.len();
                         let contact = self.num_contact[slot] as usize;
                         set(self.name_rank[contact], if whole { 0 } else { 2 });
                     }

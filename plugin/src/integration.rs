@@ -31,7 +31,11 @@ use crate::{
     faults::Faults,
     graph::Me,
     host::HostHandle,
-    session::{self, Engine, Mode},
+    presence::{
+        self,
+        gate::{MIGRATION_REASON, Migration, Switch, check_upn},
+    },
+    session::{self, Engine, Mode, PresenceTask},
     settings::Settings,
     sync::Mailbox,
 };
@@ -108,6 +112,21 @@ pub(crate) struct Inner {
     pub(crate) notified_sign_in_required: bool,
     /// What was synced (the index is built from it).
     pub(crate) mailbox: Arc<Mailbox>,
+    /// Teams presence last read.
+    pub(crate) teams_presence: Option<(String, String)>,
+    /// Rule 6 (earlier presence integration).
+    migration: Migration,
+    /// The blocked reason already notified (one notification per reason).
+    presence_block_notified: Option<String>,
+}
+
+/// Whether presence sync may run now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PresenceGate {
+    Off,
+    Pending,
+    Blocked(String),
+    Run,
 }
 
 /// Everything shared by the integration object and its tasks.
@@ -149,6 +168,13 @@ impl Ms365Integration {
         } else {
             Settings::load(&context.data_dir)
         };
+        let mut migration = Migration::load(&context.data_dir);
+        if context.legacy_presence_integration {
+            migration.observe_start(
+                settings.microsoft_integration,
+                settings.presence_integration,
+            );
+        }
         if let Some(note) = note {
             host.warn("settings", &note);
         }
@@ -167,6 +193,9 @@ impl Ms365Integration {
                 generation: 0,
                 notified_sign_in_required: false,
                 mailbox: Arc::new(Mailbox::default()),
+                teams_presence: None,
+                migration,
+                presence_block_notified: None,
             }),
             serving: AtomicBool::new(false),
             directory: Arc::new(Directory::default()),
@@ -184,7 +213,15 @@ impl Ms365Integration {
         let mut inner = core.lock_live()?;
         let was_licensed = inner.context.licensed();
         let old_country = inner.context.country.clone();
+        let was_legacy = inner.context.legacy_presence_integration;
         inner.context = Context::from_host(context);
+        if !was_legacy && inner.context.legacy_presence_integration {
+            let (m, p) = (
+                inner.settings.microsoft_integration,
+                inner.settings.presence_integration,
+            );
+            inner.migration.observe_start(m, p);
+        }
         if old_country != inner.context.country {
             session::rebuild_index(core, &inner);
         }
@@ -211,6 +248,15 @@ impl Ms365Integration {
         let switching_on =
             next.microsoft_integration && update.microsoft_integration == ROption::RSome(true);
         let previous = std::mem::replace(&mut inner.settings, next);
+        self.track_migration(&mut inner, &previous);
+        if previous.presence_poll_ms != inner.settings.presence_poll_ms
+            && let Some(task) = inner.engine.as_mut().and_then(|e| e.presence.take())
+        {
+            // Restart presence sync with the new poll interval (after a clean exit).
+            drop(inner);
+            task.stop_and_wait();
+            inner = core.lock_live()?;
+        }
         if previous != inner.settings
             && !inner.context.data_dir.as_os_str().is_empty()
             && let Err(e) = inner.settings.save(&inner.context.data_dir)
@@ -253,6 +299,33 @@ impl Ms365Integration {
         Ok(state)
     }
 
+    /// Rule 6: a switch turned off and on again counts towards the move.
+    fn track_migration(&self, inner: &mut Inner, previous: &Settings) {
+        let mut done = false;
+        if previous.microsoft_integration != inner.settings.microsoft_integration {
+            done |= inner
+                .migration
+                .observe(Switch::Microsoft, inner.settings.microsoft_integration);
+        }
+        if previous.presence_integration != inner.settings.presence_integration {
+            done |= inner
+                .migration
+                .observe(Switch::Presence, inner.settings.presence_integration);
+        }
+        if done && !inner.context.data_dir.as_os_str().is_empty() {
+            match Migration::save(&inner.context.data_dir) {
+                Ok(()) => self.core.host.info(
+                    "presence",
+                    "moved from the earlier presence integration; remembered",
+                ),
+                Err(e) => self
+                    .core
+                    .host
+                    .warn("presence", &format!("could not remember the move: {e}")),
+            }
+        }
+    }
+
     /// The state now.
     pub fn current_state(&self) -> IntegrationState {
         let inner = self.core.lock();
@@ -269,10 +342,16 @@ impl Ms365Integration {
         Ok(core.reconcile(inner))
     }
 
-    /// Forgets the sign-in and every stored token.
+    /// Forgets the sign-in and every stored token, after clearing what it set in Teams.
     pub fn sign_out_now(&self) -> Result<IntegrationState, IntegrationError> {
         let core = &self.core;
         let mut inner = core.lock_live()?;
+        if let Some(task) = inner.engine.as_mut().and_then(|e| e.presence.take()) {
+            // The clean exit needs the tokens: before they are forgotten.
+            drop(inner);
+            task.stop_and_wait();
+            inner = core.lock_live()?;
+        }
         session::sign_out(core, &mut inner);
         Ok(core.reconcile(inner))
     }
@@ -359,6 +438,10 @@ impl Ms365Integration {
         }
         let mut inner = self.core.lock_live()?;
         inner.contact_status = status;
+        if let Some(task) = inner.engine.as_ref().and_then(|e| e.presence.as_ref()) {
+            // Written to Teams at once by the presence task.
+            let _ = task.statuses.send(status);
+        }
         self.core.reconcile(inner);
         Ok(())
     }
@@ -475,13 +558,92 @@ impl Core {
         }
         self.serving
             .store(inner.engine.is_some(), Ordering::Release);
+        let presence_to_stop = self.update_presence(&mut inner);
         let state = self.report(&mut inner);
         drop(inner);
+        if let Some(task) = presence_to_stop {
+            task.stop_and_wait();
+        }
         if let Some(engine) = to_stop {
             engine.stop(STOP_DEADLINE);
             self.host.info("lifecycle", "Microsoft integration stopped");
         }
         state
+    }
+
+    fn presence_gate(&self, inner: &Inner) -> PresenceGate {
+        if !inner.settings.presence_integration {
+            return PresenceGate::Off;
+        }
+        if inner
+            .migration
+            .blocks(inner.context.legacy_presence_integration)
+        {
+            return PresenceGate::Blocked(MIGRATION_REASON.to_owned());
+        }
+        let account = match (&inner.engine, inner.auth, &inner.account) {
+            (Some(_), AuthPhase::Active, Some(account)) => account,
+            _ => return PresenceGate::Pending,
+        };
+        match check_upn(&inner.context.username, account) {
+            Ok(()) => PresenceGate::Run,
+            Err(reason) => PresenceGate::Blocked(reason),
+        }
+    }
+
+    /// Starts presence sync when it may run, and hands back a running one that must stop (the
+    /// caller stops it: waiting for its clean exit from a host thread, after the lock).
+    pub(crate) fn update_presence(self: &Arc<Self>, inner: &mut Inner) -> Option<PresenceTask> {
+        let gate = self.presence_gate(inner);
+        match &gate {
+            PresenceGate::Blocked(reason)
+                if inner.presence_block_notified.as_deref() != Some(reason.as_str()) =>
+            {
+                inner.presence_block_notified = Some(reason.clone());
+                self.host
+                    .warn("presence", &format!("presence sync blocked: {reason}"));
+                self.host.notify("presence_blocked", reason);
+            }
+            PresenceGate::Blocked(_) => {}
+            _ => inner.presence_block_notified = None,
+        }
+        if gate != PresenceGate::Run {
+            inner.teams_presence = None;
+            return inner.engine.as_mut().and_then(|e| e.presence.take());
+        }
+        let engine = inner.engine.as_ref()?;
+        if engine.presence.is_some() {
+            return None;
+        }
+        let account = inner.account.as_ref()?;
+        let (statuses_tx, statuses) = tokio::sync::mpsc::unbounded_channel();
+        let core = self.clone();
+        let parts = presence::PresenceParts {
+            http: engine.http.clone(),
+            graph_base: inner.settings.graph.clone(),
+            tokens: engine.tokens.clone(),
+            user_id: account.id.clone(),
+            session_id: inner.settings.client_id.clone(),
+            poll: Duration::from_millis(inner.settings.presence_poll_ms),
+            host: self.host.clone(),
+            statuses,
+            initial: inner.contact_status,
+            cancel: engine.runtime().cancel_token(),
+            on_read: Box::new(move |availability: &str, activity: &str| {
+                let mut inner = core.lock();
+                let read = Some((availability.to_owned(), activity.to_owned()));
+                if inner.teams_presence != read {
+                    inner.teams_presence = read;
+                    core.report(&mut inner);
+                }
+            }),
+        };
+        let task = PresenceTask::start(engine, parts, statuses_tx);
+        self.host.info("presence", "presence sync started");
+        if let Some(engine) = inner.engine.as_mut() {
+            engine.presence = Some(task);
+        }
+        None
     }
 
     /// Reports the state to the host if it changed since the last report.
@@ -510,10 +672,11 @@ impl Core {
             }
         };
         let signed_in = microsoft == MicrosoftState::ACTIVE;
-        let presence = if !inner.settings.presence_integration {
-            PresenceState::OFF
-        } else {
-            PresenceState::PENDING
+        let (presence, blocked_reason) = match self.presence_gate(inner) {
+            PresenceGate::Off => (PresenceState::OFF, None),
+            PresenceGate::Pending => (PresenceState::PENDING, None),
+            PresenceGate::Blocked(reason) => (PresenceState::BLOCKED, Some(reason)),
+            PresenceGate::Run => (PresenceState::ACTIVE, None),
         };
         IntegrationState {
             microsoft_integration: microsoft,
@@ -526,8 +689,15 @@ impl Core {
             contacts: self.directory.snapshot().len() as u64,
             last_sync: inner.mailbox.last_sync.as_deref().map(Into::into).into(),
             presence_integration: presence,
-            presence_blocked_reason: ROption::RNone,
-            teams_presence: ROption::RNone,
+            presence_blocked_reason: blocked_reason.map(Into::into).into(),
+            teams_presence: inner
+                .teams_presence
+                .as_ref()
+                .map(|(availability, activity)| host_api::TeamsPresence {
+                    availability: availability.as_str().into(),
+                    activity: activity.as_str().into(),
+                })
+                .into(),
             contact_status: inner.contact_status,
             last_error: inner.last_error.as_deref().map(Into::into).into(),
             extensions: Default::default(),

@@ -48,6 +48,52 @@ pub struct Engine {
     pub refresh_now: Arc<tokio::sync::Notify>,
     /// Asks the sync loop for a sync (present while signed in).
     pub contacts: Option<tokio::sync::mpsc::UnboundedSender<crate::contacts::Waiter>>,
+    /// Presence sync, while it runs.
+    pub(crate) presence: Option<PresenceTask>,
+}
+
+/// A running presence sync.
+pub(crate) struct PresenceTask {
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+    pub(crate) statuses: tokio::sync::mpsc::UnboundedSender<host_api::ContactStatus>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// How long the clean exit of presence sync may take before the runtime stops.
+pub const PRESENCE_EXIT_LIMIT: Duration = Duration::from_secs(2);
+
+impl PresenceTask {
+    /// Starts presence sync on the engine's runtime; `statuses` feeds the receiver in `parts`.
+    pub(crate) fn start(
+        engine: &Engine,
+        parts: crate::presence::PresenceParts,
+        statuses: tokio::sync::mpsc::UnboundedSender<host_api::ContactStatus>,
+    ) -> Self {
+        let cancel = parts.cancel.clone();
+        let handle = engine.runtime.spawn(crate::presence::run(parts));
+        Self {
+            cancel,
+            handle,
+            statuses,
+            runtime: engine.runtime.handle().clone(),
+        }
+    }
+
+    /// Asks it to stop; it clears what it set in Teams, then ends on its own.
+    pub(crate) fn stop(self) {
+        self.cancel.cancel();
+    }
+
+    /// Stops it and waits (bounded) until Teams is cleared. From a host thread only, never
+    /// from a task of the runtime.
+    pub(crate) fn stop_and_wait(self) {
+        self.cancel.cancel();
+        let handle = self.handle;
+        let _ = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(PRESENCE_EXIT_LIMIT, handle).await });
+    }
 }
 
 impl Engine {
@@ -66,11 +112,16 @@ impl Engine {
             session: None,
             refresh_now: Arc::new(tokio::sync::Notify::new()),
             contacts: None,
+            presence: None,
         })
     }
 
-    /// Stops everything within `deadline`.
-    pub fn stop(self, deadline: Duration) {
+    /// Stops everything within `deadline`: presence sync first clears what it set in Teams
+    /// (its requests need the runtime), then the runtime stops.
+    pub fn stop(mut self, deadline: Duration) {
+        if let Some(presence) = self.presence.take() {
+            presence.stop_and_wait();
+        }
         if let Some(s) = &self.session {
             s.cancel();
         }
@@ -577,6 +628,9 @@ fn install(
     inner.auth = AuthPhase::Active;
     inner.last_error = None;
     inner.notified_sign_in_required = false;
+    if let Some(stale) = core.update_presence(&mut inner) {
+        stale.stop();
+    }
     core.report(&mut inner);
     true
 }

@@ -49,6 +49,8 @@ pub mod driver;
 pub mod machine;
 pub mod mapping;
 
+pub mod gate;
+
 pub use driver::{OnRead, PresenceParts, Timing, run, run_with};
 pub use machine::{PresenceMachine, WriteOutcome};
 pub use mapping::{TeamsWrite, teams_to_contact};
