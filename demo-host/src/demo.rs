@@ -672,6 +672,10 @@ fn presence(tour: &Tour<'_>, emulator: &EmulatorHandle) {
         Err(e) => tour.show_error(&e),
     }
 
+    // The plugin takes the first Teams read after its own write (the clear above) as its new
+    // baseline, not as a change made in Teams (presence rule 1). A person does not start
+    // presenting within the same poll; let two polls pass, as real time would.
+    std::thread::sleep(Duration::from_millis(2 * DEMO_PRESENCE_POLL_MS));
     tour.step("Teams → Contact: the user presents in a Teams meeting (DoNotDisturb/Presenting)");
     let mark = tour.session.output().mark();
     if let Err(e) = emulator
