@@ -81,6 +81,21 @@ pub fn cargo_command() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root()).stdin(Stdio::null());
+    // Cargo sets these for the test process; build scripts (ring's, for one) declare
+    // `rerun-if-env-changed` on them, so inheriting them would rebuild half the dependency
+    // tree a second time inside every test binary.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key == "CARGO_MANIFEST_DIR"
+            || key == "CARGO_MANIFEST_PATH"
+            || key == "CARGO_MANIFEST_LINKS"
+            || key == "CARGO_CRATE_NAME"
+            || key == "CARGO_PRIMARY_PACKAGE"
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd
 }
 
