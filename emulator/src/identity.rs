@@ -860,6 +860,9 @@ fn redeem_device(
         DeviceStatus::Approved { user_id } => {
             grant.status = DeviceStatus::Redeemed;
             let scopes = grant.scopes.clone();
+            // Approval consents to the requested permissions, whichever way it happened
+            // (control call, the /devicelogin page, or automatically after a delay).
+            w.grants.consent(&user_id, &app.client_id, &scopes.graph);
             Ok(issue_tokens(
                 sh,
                 w,

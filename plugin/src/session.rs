@@ -324,16 +324,24 @@ async fn run(core: &Arc<Core>, config: &Config, mode: Mode, cancel: &Cancellatio
         let attempt = attempt(core, config, mode, cancel).await;
         match attempt {
             Ok(s) => break s,
-            Err(AuthError::Cancelled) => return,
-            Err(e) if e.is_transient() && mode == Mode::Startup => {
+            Err(Failed {
+                error: AuthError::Cancelled,
+                ..
+            }) => return,
+            // Only silent steps are retried on their own: once the user was asked (browser or
+            // device code), a failure waits for the user's `sign_in` — never a loop of windows.
+            Err(Failed {
+                error: e,
+                interacted: false,
+            }) if e.is_transient() && mode == Mode::Startup => {
                 set_phase(core, config, AuthPhase::Error, Some(e.to_string()));
                 core.host
                     .warn("auth", &format!("{e}; retrying in {} s", backoff.as_secs()));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Err(e) => {
-                needs_sign_in(core, config, e.to_string());
+            Err(Failed { error, .. }) => {
+                needs_sign_in(core, config, error.to_string());
                 return;
             }
         }
@@ -344,23 +352,45 @@ async fn run(core: &Arc<Core>, config: &Config, mode: Mode, cancel: &Cancellatio
     keep_fresh(core, config).await;
 }
 
+/// A failed sign-in attempt, and whether the user had been asked (browser or device code).
+struct Failed {
+    error: AuthError,
+    interacted: bool,
+}
+
+impl From<AuthError> for Failed {
+    fn from(error: AuthError) -> Self {
+        Failed {
+            error,
+            interacted: false,
+        }
+    }
+}
+
 /// One try at signing in per `mode`.
 async fn attempt(
     core: &Arc<Core>,
     config: &Config,
     mode: Mode,
     cancel: &CancellationToken,
-) -> Result<SignedIn, AuthError> {
+) -> Result<SignedIn, Failed> {
     let endpoints = discover(&config.http, &config.authority).await?;
     let graph = Graph::new(config.http.clone(), &config.graph);
     if mode == Mode::Startup {
         match silent(core, config, &endpoints, &graph).await? {
             Ok(signed_in) => return Ok(signed_in),
-            Err(Silent::Refused(reason)) => return Err(AuthError::InteractionRequired(reason)),
+            Err(Silent::Refused(reason)) => {
+                return Err(AuthError::InteractionRequired(reason).into());
+            }
             Err(Silent::Nothing) => {}
         }
     }
-    interactive(core, config, &endpoints, &graph, cancel).await
+    interactive(core, config, &endpoints, &graph, cancel)
+        .await
+        .map_err(|error| Failed {
+            error,
+            interacted: true,
+        })
 }
 
 /// The host's login, then the remembered sign-in.
@@ -538,6 +568,9 @@ async fn with_me(
 ) -> Result<SignedIn, AuthError> {
     let me = graph.me(&granted.access).await.map_err(|e| match e {
         GraphError::Unauthorized(m) => AuthError::InteractionRequired(m),
+        GraphError::Forbidden(m) => AuthError::Config(format!(
+            "Microsoft Graph denied reading the signed-in user ({m}); the app needs User.Read"
+        )),
         other => AuthError::Transient(other.to_string()),
     })?;
     Ok(SignedIn {
