@@ -950,7 +950,6 @@ fn a_call_longer_than_the_session_expiry_stays_in_a_call() {
 /// After that, the user's next Contact call must be shown in Teams again: `in_call` →
 /// `setPresence`.
 #[test]
-#[ignore = "bug: after our session expired while Teams had taken over the Contact status, the next in_call writes nothing (the machine still believes the session is set)"]
 fn the_next_call_is_shown_after_our_session_ran_out() {
     if !have_curl() {
         return;

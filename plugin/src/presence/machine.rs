@@ -125,9 +125,17 @@ impl PresenceMachine {
     /// The host's status changed (the user or the phone): the writes to do at once (table 2).
     /// A status the plugin itself set from Teams gives no write (no echo).
     pub fn on_contact_status(&mut self, status: ContactStatus) -> Vec<TeamsWrite> {
-        self.shown = Some(status);
+        let was_shown = self.shown.replace(status);
         if self.echo.take() == Some(status) {
             return Vec::new();
+        }
+        if status == ContactStatus::IN_CALL
+            && was_shown != Some(ContactStatus::IN_CALL)
+            && self.session == Known::Is(true)
+        {
+            // A new call while our earlier session was left to lapse (Teams took the host
+            // over, so it was not renewed): it may be gone by now, so it is set again.
+            self.session = Known::Unknown;
         }
         if let Some(target) = target_for(status) {
             self.desired = target;
@@ -639,6 +647,24 @@ mod tests {
         assert!(m.pending().is_empty());
         assert!(m.on_contact_status(S::ONLINE).is_empty());
         assert_eq!(m.on_contact_status(S::APPEAR_AWAY), vec![SET_AWAY]);
+    }
+
+    #[test]
+    fn a_new_call_after_our_session_was_left_to_lapse_sets_it_again() {
+        let mut m = started(S::ONLINE);
+        act(&mut m, S::IN_CALL);
+        m.on_teams_read("Busy", "InACall", false);
+        assert_eq!(
+            m.on_teams_read("DoNotDisturb", "Presenting", false),
+            Some(S::IN_TEAMS_CALL)
+        );
+        assert!(m.on_contact_status(S::IN_TEAMS_CALL).is_empty());
+        assert_eq!(
+            m.on_teams_read("Available", "Available", false),
+            Some(S::ONLINE)
+        );
+        assert!(m.on_contact_status(S::ONLINE).is_empty());
+        assert_eq!(m.on_contact_status(S::IN_CALL), vec![SET_CALL]);
     }
 
     #[test]
