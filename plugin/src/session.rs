@@ -586,15 +586,25 @@ async fn with_me(
 
 /// Keeps the newest refresh token when the sign-in is remembered.
 async fn store_rotated(core: &Arc<Core>, config: &Config, signed_in: &SignedIn) {
+    if let Some(refresh) = &signed_in.tokens.refresh {
+        save_remembered(
+            core,
+            config,
+            refresh,
+            signed_in.me.user_principal_name.clone(),
+        )
+        .await;
+    }
+}
+
+/// Replaces the remembered refresh token (only with `remember_login`); a failure is logged.
+async fn save_remembered(core: &Arc<Core>, config: &Config, refresh: &SecretString, upn: String) {
     if !config.remember {
         return;
     }
-    let Some(refresh) = &signed_in.tokens.refresh else {
-        return;
-    };
     let remembered = Remembered {
         refresh_token: SecretString::from(refresh.expose_secret().to_owned()),
-        upn: signed_in.me.user_principal_name.clone(),
+        upn,
         client_id: config.client_id.clone(),
         authority: config.authority.clone(),
     };
@@ -781,24 +791,14 @@ async fn keep_fresh(core: &Arc<Core>, config: &Config) {
                         source,
                     });
                 }
-                if let (Some(rotated), true) = (rotated, config.remember) {
+                if let Some(rotated) = rotated {
                     let upn = core
                         .lock()
                         .account
                         .as_ref()
                         .map(|a| a.user_principal_name.clone())
                         .unwrap_or_default();
-                    let remembered = Remembered {
-                        refresh_token: rotated,
-                        upn,
-                        client_id: config.client_id.clone(),
-                        authority: config.authority.clone(),
-                    };
-                    let (kind, dir) = (config.token_store, config.data_dir.clone());
-                    let _ = tokio::task::spawn_blocking(move || {
-                        TokenStore::select(kind, &dir).and_then(|s| s.save(&remembered))
-                    })
-                    .await;
+                    save_remembered(core, config, &rotated, upn).await;
                 }
                 core.host.debug("auth", "access token refreshed");
             }
