@@ -16,7 +16,7 @@ use std::{
 };
 
 use contact_ms365_e2e::{
-    PluginsDir, ScriptHost, build_workspace_artifacts, dylib_file_name, temp_dir,
+    PluginsDir, ScriptHost, build_workspace_artifacts, dylib_file_name, percent_decode, temp_dir,
 };
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle, Fault, FaultRule, RequestLogEntry,
@@ -231,38 +231,6 @@ fn counts(reply: &Value) -> (u64, u64, u64, u64) {
 
 // ------------------------------------------------------------------------------------------
 // Request log helpers
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
     query

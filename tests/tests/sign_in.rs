@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use contact_ms365_e2e::{PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts};
+use contact_ms365_e2e::{
+    PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts, percent_decode,
+};
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle, RequestLogEntry,
     tenant::{ADELE_UPN, HOST_CLIENT_ID, PLUGIN_CLIENT_ID},
@@ -303,38 +305,6 @@ fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
