@@ -31,6 +31,7 @@
 //! live in [`compat`].
 
 pub mod compat;
+pub mod story;
 
 use std::{
     collections::VecDeque,
