@@ -212,6 +212,8 @@ pub struct Index {
     by_base: HashMap<u64, Slot>,
     /// (last 8 digits, slot), sorted; numbers with at least 8 digits.
     last8: Vec<(u32, Slot)>,
+    /// How the index region writes numbers nationally, when plain.
+    trunk: Option<phone::TrunkRule>,
     // ---- search ----
     tok_text: String,
     sorted_tokens: Vec<SortedToken>,
@@ -468,6 +470,7 @@ impl Index {
             by_e164,
             by_base,
             last8,
+            trunk: phone::TrunkRule::for_region(region.trim()),
             tok_text,
             sorted_tokens,
             own_tokens,
@@ -643,6 +646,17 @@ impl Index {
     /// assert_eq!(caller.extension.into_option().unwrap().as_str(), "999");
     /// ```
     pub fn lookup(&self, number: &str, options: &LookupOptions) -> Option<CallerInfo> {
+        self.lookup_with(number, options, true)
+    }
+
+    /// [`Index::lookup`]; `quick` allows answering plain numbers without the library (see
+    /// [`Index::quick`]). Tests compare both ways on the same inputs.
+    fn lookup_with(
+        &self,
+        number: &str,
+        options: &LookupOptions,
+        quick: bool,
+    ) -> Option<CallerInfo> {
         if self.contacts.is_empty() {
             return None;
         }
@@ -651,13 +665,24 @@ impl Index {
         let mut text = Some(Cow::Borrowed(number));
         let mut next_prefix = 0;
         while let Some(t) = text.take() {
-            let form = Form {
+            let mut form = Form {
                 text: t,
                 region: options.region,
                 parsed: OnceCell::new(),
+                surely_absent: false,
             };
-            if let Some(found) = self.match_form(&form) {
-                return Some(found);
+            match if quick {
+                self.quick(&form)
+            } else {
+                Quick::Unknown
+            } {
+                Quick::Found(found) => return Some(*found),
+                Quick::Absent => form.surely_absent = true,
+                Quick::Unknown => {
+                    if let Some(found) = form.parsed().and_then(|p| self.match_valid(p)) {
+                        return Some(found);
+                    }
+                }
             }
             forms.push(form);
             while text.is_none() && next_prefix < options.outside_line_prefixes.len() {
@@ -668,7 +693,7 @@ impl Index {
         }
         // Rule 3, only when no form is a valid number (checked only once a candidate exists:
         // parsing and validation are the expensive part).
-        for form in &forms {
+        for form in forms.iter().filter(|f| !f.surely_absent) {
             let Some(digits) = phone::digits(&form.text) else {
                 continue;
             };
@@ -689,16 +714,75 @@ impl Index {
         None
     }
 
-    /// Rules 1 and 2 for one form; plain international input equal to a stored number is found
-    /// without parsing.
-    fn match_form(&self, form: &Form<'_>) -> Option<CallerInfo> {
-        // A hit is exact; a miss is not conclusive (`+49 0 89…` is `+4989…` to libphonenumber).
-        let fast = phone::plain_international(&form.text)
-            .and_then(|e164| Some((*self.by_e164.get(&e164_value(&e164)?)?, e164)));
-        if let Some((slot, e164)) = fast {
-            return Some(self.caller(slot, e164, None));
+    /// Rules 1 to 3 for a form written as a plain number (international, or national under the
+    /// index region's [`phone::TrunkRule`]), without the library: its E.164 form is read
+    /// directly. A hit is exact (see [`phone::plain_international`]). A miss is certain when
+    /// the country is one the library reads literally ([`phone::reads_literally`]) and the
+    /// national significant number does not start with `0`: the library then reads the same
+    /// number (national input possibly with the trunk prefix kept), so
+    ///
+    /// - rule 1 needs that number among the stored ones (`by_e164` has neither form);
+    /// - rule 2 needs a company base that it extends by 1 to 5 digits (`by_base` has none);
+    /// - rule 3 needs a stored number with the same last 8 digits (`last8` has none).
+    ///
+    /// Anything else is [`Quick::Unknown`] and goes through the library.
+    fn quick(&self, form: &Form<'_>) -> Quick {
+        let international = phone::plain_international(&form.text);
+        let national = international.is_none();
+        let candidate = international.or_else(|| {
+            let same_region = form.region.trim().eq_ignore_ascii_case(&self.region);
+            let rule = self.trunk.as_ref().filter(|_| same_region)?;
+            phone::plain_national(&form.text, rule)
+        });
+        let Some(e164) = candidate else {
+            return Quick::Unknown;
+        };
+        let Some(value) = e164_value(&e164) else {
+            return Quick::Unknown;
+        };
+        if let Some(&slot) = self.by_e164.get(&value) {
+            return Quick::Found(Box::new(self.caller(slot, e164, None)));
         }
-        self.match_valid(form.parsed()?)
+        let digits = &e164[1..];
+        let Some(cc_len) = phone::country_code_len(digits) else {
+            return Quick::Unknown;
+        };
+        let literal = digits[..cc_len].parse().is_ok_and(phone::reads_literally);
+        if !literal || digits.as_bytes().get(cc_len) == Some(&b'0') {
+            // `+49 0 89…` is `+4989…` to the library; other countries may rewrite.
+            return Quick::Unknown;
+        }
+        // The number the library may read instead: national input with the trunk kept.
+        let kept = national
+            .then(|| self.trunk.as_ref())
+            .flatten()
+            .and_then(|rule| rule.with_trunk_kept(digits, cc_len));
+        let mut readings = std::iter::once(value).chain(kept);
+        let could_match = readings.any(|v| {
+            if self.by_e164.contains_key(&v) {
+                return true;
+            }
+            let mut base = v;
+            for _ in 1..=5 {
+                base /= 10;
+                if self.by_base.contains_key(&base) {
+                    return true;
+                }
+            }
+            let text = v.to_string();
+            last8_of(text.as_bytes()).is_some_and(|key| self.has_last8(key))
+        });
+        if could_match {
+            Quick::Unknown
+        } else {
+            Quick::Absent
+        }
+    }
+
+    /// Whether a stored number has these last 8 digits.
+    fn has_last8(&self, key: u32) -> bool {
+        let at = self.last8.partition_point(|&(k, _)| k < key);
+        self.last8.get(at).is_some_and(|&(k, _)| k == key)
     }
 
     /// Rules 1 and 2 for a parsed number (which must be valid for either).
@@ -1029,6 +1113,18 @@ struct Form<'a> {
     text: Cow<'a, str>,
     region: &'a str,
     parsed: OnceCell<Option<phone::Parsed>>,
+    /// [`Index::quick`] proved that no rule can match this form.
+    surely_absent: bool,
+}
+
+/// What [`Index::quick`] could tell without the library.
+enum Quick {
+    /// Rule 1 matched exactly.
+    Found(Box<CallerInfo>),
+    /// No rule can match this form.
+    Absent,
+    /// Only the library can tell.
+    Unknown,
 }
 
 impl Form<'_> {
@@ -1124,6 +1220,9 @@ impl Directory {
         self.snapshot().search(query, limit)
     }
 }
+
+#[cfg(test)]
+mod quick_tests;
 
 #[cfg(test)]
 mod tests {

@@ -268,6 +268,214 @@ pub fn plain_international(raw: &str) -> Option<String> {
     ((7..=15).contains(&digits) && !e164[1..].starts_with('0')).then_some(e164)
 }
 
+/// How a region writes its numbers nationally when that is plain: a trunk prefix (`0` in
+/// Germany) followed by the national significant number. Lets caller ID read `089 1234567`
+/// without the library (see [`plain_national`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkRule {
+    /// The region's country calling code as digits (`49`).
+    country_code: String,
+    /// The trunk prefix (`0`).
+    trunk: String,
+}
+
+impl TrunkRule {
+    /// The rule of `region` (ISO 3166 alpha-2), derived from libphonenumber's own example numbers
+    /// and kept only when the library agrees on every one of them; `None` for regions whose
+    /// national numbers do not start with a plain trunk prefix (the US writes none, Italy keeps
+    /// the `0` in the number) or whose numbers the library rewrites when parsing (carrier codes,
+    /// inserted digits), and for unknown regions.
+    ///
+    /// The test: the national formats of the region's examples (one per number type) show one
+    /// trunk prefix before the national significant number (or none), no national significant
+    /// number starts with `0`, and the library reads the trunk prefix followed by each example's
+    /// national significant number as that example.
+    ///
+    /// ```
+    /// use contact_ms365::phone::TrunkRule;
+    /// assert!(TrunkRule::for_region("DE").is_some());
+    /// assert!(TrunkRule::for_region("IT").is_none()); // the 0 belongs to the number
+    /// assert!(TrunkRule::for_region("US").is_none()); // no trunk prefix in national format
+    /// assert!(TrunkRule::for_region("").is_none());
+    /// ```
+    pub fn for_region(region: &str) -> Option<TrunkRule> {
+        use rlibphonenumber::{PhoneNumberType as T, get_national_significant_number_owned};
+        let lib_region = region_of(region)?;
+        let cc = PHONE_NUMBER_UTIL.get_country_code_for_region(lib_region)?;
+        let types = [
+            T::FixedLine,
+            T::Mobile,
+            T::TollFree,
+            T::PremiumRate,
+            T::SharedCost,
+            T::VoIP,
+            T::PersonalNumber,
+            T::Pager,
+            T::UAN,
+            T::VoiceMail,
+        ];
+        let examples: Vec<_> = types
+            .into_iter()
+            .filter_map(|t| {
+                PHONE_NUMBER_UTIL
+                    .get_example_number_for_type_and_region(lib_region, t)
+                    .ok()
+            })
+            .collect();
+        // The trunk prefix, as the national formats show it (some types are formatted without).
+        let mut trunk: Option<String> = None;
+        for example in &examples {
+            let national = example.format_as(PhoneNumberFormat::National);
+            let national_digits: String = national.chars().filter(char::is_ascii_digit).collect();
+            let nsn = get_national_significant_number_owned(example);
+            if nsn.starts_with('0') {
+                return None;
+            }
+            let prefix = national_digits.strip_suffix(nsn.as_str())?;
+            match &trunk {
+                _ if prefix.is_empty() => {}
+                None => trunk = Some(prefix.to_owned()),
+                Some(known) if known == prefix => {}
+                Some(_) => return None,
+            }
+        }
+        let trunk = trunk?;
+        // The library must read the trunk prefix and every example's number back as that number.
+        for example in &examples {
+            let nsn = get_national_significant_number_owned(example);
+            let back = library_parse(&format!("{trunk}{nsn}"), Some(lib_region))?;
+            if back.e164 != example.format_as(PhoneNumberFormat::E164) {
+                return None;
+            }
+        }
+        Some(TrunkRule {
+            country_code: cc.to_string(),
+            trunk,
+        })
+    }
+}
+
+impl TrunkRule {
+    /// `digits` (E.164 digits of this rule's country, the country code `cc_len` long) with the
+    /// trunk prefix kept after the country code, as a number: what the library reads from
+    /// national input when it does not remove the prefix (`49891234567` → `490891234567`).
+    pub fn with_trunk_kept(&self, digits: &str, cc_len: usize) -> Option<u64> {
+        let (cc, nsn) = digits.split_at_checked(cc_len)?;
+        if cc != self.country_code || cc.len() + self.trunk.len() + nsn.len() > 19 {
+            return None;
+        }
+        format!("{cc}{}{nsn}", self.trunk).parse().ok()
+    }
+}
+
+/// The E.164 form of input written nationally in plain digits under `rule` (the trunk prefix,
+/// then 6 to 14 digits not starting with `0`, optionally grouped with spaces, `-`, `.`, `/` or
+/// parentheses; no extension), without calling the library; `None` for anything else.
+///
+/// Like [`plain_international`], exact for comparisons with *valid* numbers of the rule's
+/// region: when the result equals a valid number, parsing the input with that region gives that
+/// same number (the [`TrunkRule`] was checked against the library). A result that equals no
+/// valid number proves nothing.
+///
+/// ```
+/// use contact_ms365::phone::{TrunkRule, plain_national};
+/// let de = TrunkRule::for_region("DE").unwrap();
+/// assert_eq!(plain_national("(089) 123-4567", &de).as_deref(), Some("+49891234567"));
+/// assert_eq!(plain_national("tel:089-1234567", &de).as_deref(), Some("+49891234567"));
+/// assert_eq!(plain_national("+49 89 1234567", &de), None);
+/// assert_eq!(plain_national("0049 89 1234567", &de), None);
+/// assert_eq!(plain_national("089 1234567 x22", &de), None);
+/// ```
+pub fn plain_national(raw: &str, rule: &TrunkRule) -> Option<String> {
+    let Cleaned {
+        number,
+        uri_extension,
+    } = clean(raw)?;
+    if uri_extension.is_some() {
+        return None;
+    }
+    let mut e164 = String::with_capacity(16);
+    e164.push('+');
+    e164.push_str(&rule.country_code);
+    let mut trunk = rule.trunk.bytes();
+    let mut pending_trunk = rule.trunk.len();
+    for b in number.bytes() {
+        match b {
+            b'0'..=b'9' if pending_trunk > 0 => {
+                if trunk.next() != Some(b) {
+                    return None;
+                }
+                pending_trunk -= 1;
+            }
+            b'0'..=b'9' => {
+                if e164.len() == 1 + rule.country_code.len() && b == b'0' {
+                    return None;
+                }
+                e164.push(char::from(b));
+            }
+            b' ' | b'-' | b'.' | b'/' | b'(' | b')' => {}
+            _ => return None,
+        }
+    }
+    let national = e164.len() - 1 - rule.country_code.len();
+    (pending_trunk == 0 && (6..=14).contains(&national) && e164.len() <= 16).then_some(e164)
+}
+
+/// Country calling codes whose national significant numbers libphonenumber reads digit for
+/// digit when they do not start with `0`: no national prefix, carrier code or rewriting rule of
+/// these countries matches such a number, so `+<code> <digits>` (and, with the country's
+/// [`TrunkRule`], `<trunk> <digits>`) parses to exactly those digits or, for the trunk form, to
+/// the digits with the trunk prefix kept. Not here: among others `+1` and `+7` (a leading `1` or
+/// `8` is a national prefix), `+54` (`15` mobile tokens are rewritten), `+61` and `+352`
+/// (carrier codes). The test `literal_country_codes_are_read_literally` checks every code
+/// against the library on every 4-digit start at several lengths.
+const LITERAL_COUNTRY_CODES: &[u16] = &[
+    30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 351, 353, 358, 420, 421,
+];
+
+/// Whether libphonenumber reads numbers of this country calling code literally (see
+/// [`LITERAL_COUNTRY_CODES`]); caller ID then proves a miss without the library.
+///
+/// ```
+/// use contact_ms365::phone::reads_literally;
+/// assert!(reads_literally(49));
+/// assert!(!reads_literally(1));
+/// ```
+pub fn reads_literally(country_code: u16) -> bool {
+    LITERAL_COUNTRY_CODES.contains(&country_code)
+}
+
+/// Length of the country calling code at the start of E.164 digits (`49891234567` → 2);
+/// `None` when no assigned code starts them. Calling codes are prefix-free, so at most one fits.
+///
+/// ```
+/// use contact_ms365::phone::country_code_len;
+/// assert_eq!(country_code_len("49891234567"), Some(2));
+/// assert_eq!(country_code_len("16502530000"), Some(1));
+/// assert_eq!(country_code_len("35312345678"), Some(3));
+/// assert_eq!(country_code_len("0"), None);
+/// ```
+pub fn country_code_len(digits: &str) -> Option<usize> {
+    use std::sync::OnceLock;
+    static CODES: OnceLock<Vec<bool>> = OnceLock::new();
+    let codes = CODES.get_or_init(|| {
+        let mut codes = vec![false; 1000];
+        for code in PHONE_NUMBER_UTIL.get_supported_calling_codes() {
+            if let Some(slot) = usize::try_from(code).ok().and_then(|c| codes.get_mut(c)) {
+                *slot = true;
+            }
+        }
+        codes
+    });
+    (1..=3).find(|&len| {
+        digits
+            .get(..len)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<usize>().ok())
+            .is_some_and(|code| codes[code])
+    })
+}
+
 /// A number candidate with URI parts removed, and the extension a URI parameter (`;ext=22`) gave.
 struct Cleaned<'a> {
     number: &'a str,
@@ -340,6 +548,51 @@ fn library_parse(number: &str, region: Option<Region>) -> Option<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every code of [`LITERAL_COUNTRY_CODES`]: on every 4-digit start (not `0`) of a national
+    /// significant number, at 7 to 12 digits with two different endings, the library reads
+    /// `+<code> <digits>` as exactly those digits, and with the country's trunk prefix
+    /// (`0<digits>` in its main region) as those digits or those digits with the prefix kept.
+    #[test]
+    fn literal_country_codes_are_read_literally() {
+        for &cc in LITERAL_COUNTRY_CODES {
+            let region = PHONE_NUMBER_UTIL
+                .get_region_for_country_code(i32::from(cc))
+                .unwrap_or_else(|| panic!("+{cc} has no main region"));
+            let rule = TrunkRule::for_region(&region.to_string());
+            let mut failures = Vec::new();
+            for start in 1000..10_000u32 {
+                if start.to_string().starts_with('0') {
+                    continue;
+                }
+                for len in 7..=12usize {
+                    for ending in ["3141592653", "2718281828"] {
+                        let nsn = format!("{start}{}", &ending[..len - 4]);
+                        let e164 = format!("+{cc}{nsn}");
+                        if let Some(p) = library_parse(&e164, None) {
+                            if p.e164 != e164 {
+                                failures.push(format!("{e164} → {}", p.e164));
+                            }
+                        }
+                        let Some(rule) = &rule else { continue };
+                        let national = format!("{}{nsn}", rule.trunk);
+                        if let Some(p) = library_parse(&national, Some(region)) {
+                            let kept = format!("+{cc}{}{nsn}", rule.trunk);
+                            if p.e164 != e164 && p.e164 != kept {
+                                failures.push(format!("{national} ({region}) → {}", p.e164));
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(
+                failures.is_empty(),
+                "+{cc}: {} rewritten, e.g. {:?}",
+                failures.len(),
+                &failures[..failures.len().min(5)]
+            );
+        }
+    }
 
     /// What `rlibphonenumber` says, in the table's notation (region passed even for `+` input).
     fn rlib(input: &str, region: &str) -> String {
