@@ -229,7 +229,14 @@ pub struct Index {
     name_rank: Vec<u32>,
     /// Inverse of `name_rank`.
     by_name: Vec<u32>,
+    /// Per character of [`ONE_CHARS`]: the first [`ONE_CHAR_KEPT`] answers (name ranks).
+    one_char: Vec<Vec<u32>>,
 }
+
+/// One-character queries whose answers are kept.
+const ONE_CHARS: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Answers kept per one-character query (a larger `limit` is computed).
+const ONE_CHAR_KEPT: usize = 200;
 
 impl fmt::Debug for Index {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -479,7 +486,9 @@ impl Index {
             suffixes,
             name_rank,
             by_name,
+            one_char: Vec::new(),
         };
+        index.one_char = index.one_char_answers();
         index.shrink();
         index
     }
@@ -549,6 +558,7 @@ impl Index {
             + vec(&self.suffixes)
             + vec(&self.name_rank)
             + vec(&self.by_name)
+            + self.one_char.iter().map(vec).sum::<usize>()
     }
 
     /// Approximate heap bytes of the contacts themselves (their strings and vectors).
@@ -754,7 +764,7 @@ impl Index {
         }
         // The number the library may read instead: national input with the trunk kept.
         let kept = national
-            .then(|| self.trunk.as_ref())
+            .then_some(self.trunk.as_ref())
             .flatten()
             .and_then(|rule| rule.with_trunk_kept(digits, cc_len));
         let mut readings = std::iter::once(value).chain(kept);
@@ -835,6 +845,16 @@ impl Index {
         if terms.is_empty() || terms.len() > MAX_QUERY_TERMS {
             return Vec::new();
         }
+        if let [Term::Text(w)] = terms.as_slice()
+            && let Some(ranks) = self.one_char_ranks(w)
+            && (limit <= ranks.len() || ranks.len() < ONE_CHAR_KEPT)
+        {
+            return ranks
+                .iter()
+                .take(limit)
+                .map(|&rank| self.entry(self.by_name[rank as usize] as usize))
+                .collect();
+        }
         // Drive with the term that has the fewest index entries; check the others per contact.
         let ranges: Vec<Vec<(usize, usize)>> = terms.iter().map(|t| self.ranges(t)).collect();
         let size = |r: &Vec<(usize, usize)>| r.iter().map(|(a, b)| b - a).sum::<usize>();
@@ -848,28 +868,8 @@ impl Index {
         self.mark(&terms[driver], &ranges[driver], &mut bits);
 
         if terms.len() == 1 {
-            // Score groups in order, each already in name order: take the first `limit`.
-            let [b0, b1, b2] = &bits;
-            let group0 = b0.iter().copied().enumerate();
-            let group1 = b1.iter().zip(b0).map(|(w1, w0)| w1 & !w0).enumerate();
-            let group2 = b2
-                .iter()
-                .zip(b1.iter().zip(b0))
-                .map(|(w2, (w1, w0))| w2 & !w1 & !w0)
-                .enumerate();
-            return group0
-                .chain(group1)
-                .chain(group2)
-                .flat_map(|(w, mut word)| {
-                    std::iter::from_fn(move || {
-                        (word != 0).then(|| {
-                            let bit = word.trailing_zeros();
-                            word &= word - 1;
-                            (w * 64) as u32 + bit
-                        })
-                    })
-                })
-                .take(limit)
+            return Self::single_term_ranks(&bits, limit)
+                .into_iter()
                 .map(|rank| self.entry(self.by_name[rank as usize] as usize))
                 .collect();
         }
@@ -993,6 +993,61 @@ impl Index {
     }
 
     /// Sets the driver term's hits in the per-score bitmaps (indexed by name rank).
+    /// The name ranks a one-term query answers with, best first: the score groups in order,
+    /// each in name order, at most `limit`.
+    fn single_term_ranks(bits: &[Vec<u64>; 3], limit: usize) -> Vec<u32> {
+        let [b0, b1, b2] = bits;
+        let group0 = b0.iter().copied().enumerate();
+        let group1 = b1.iter().zip(b0).map(|(w1, w0)| w1 & !w0).enumerate();
+        let group2 = b2
+            .iter()
+            .zip(b1.iter().zip(b0))
+            .map(|(w2, (w1, w0))| w2 & !w1 & !w0)
+            .enumerate();
+        group0
+            .chain(group1)
+            .chain(group2)
+            .flat_map(|(w, mut word)| {
+                std::iter::from_fn(move || {
+                    (word != 0).then(|| {
+                        let bit = word.trailing_zeros();
+                        word &= word - 1;
+                        (w * 64) as u32 + bit
+                    })
+                })
+            })
+            .take(limit)
+            .collect()
+    }
+
+    /// The first [`ONE_CHAR_KEPT`] answers to each one-character query (`a`..`z`, `0`..`9`),
+    /// computed once: those queries match the most words, so they are the slowest to answer
+    /// and the most often typed (the first key press).
+    fn one_char_answers(&self) -> Vec<Vec<u32>> {
+        let words = self.contacts.len().div_ceil(64);
+        ONE_CHARS
+            .iter()
+            .map(|&c| {
+                let term = Term::Text(char::from(c).to_string());
+                let ranges = self.ranges(&term);
+                let mut bits = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
+                self.mark(&term, &ranges, &mut bits);
+                let mut ranks = Self::single_term_ranks(&bits, ONE_CHAR_KEPT);
+                ranks.shrink_to_fit();
+                ranks
+            })
+            .collect()
+    }
+
+    /// The kept answers of a one-character query word.
+    fn one_char_ranks(&self, word: &str) -> Option<&[u32]> {
+        let &[c] = word.as_bytes() else {
+            return None;
+        };
+        let at = ONE_CHARS.iter().position(|&k| k == c)?;
+        self.one_char.get(at).map(Vec::as_slice)
+    }
+
     fn mark(&self, term: &Term, ranges: &[(usize, usize)], bits: &mut [Vec<u64>; 3]) {
         let mut set = |rank: u32, score: usize| {
             bits[score][rank as usize / 64] |= 1 << (rank % 64);

@@ -569,10 +569,10 @@ mod tests {
                     for ending in ["3141592653", "2718281828"] {
                         let nsn = format!("{start}{}", &ending[..len - 4]);
                         let e164 = format!("+{cc}{nsn}");
-                        if let Some(p) = library_parse(&e164, None) {
-                            if p.e164 != e164 {
-                                failures.push(format!("{e164} → {}", p.e164));
-                            }
+                        if let Some(p) = library_parse(&e164, None)
+                            && p.e164 != e164
+                        {
+                            failures.push(format!("{e164} → {}", p.e164));
                         }
                         let Some(rule) = &rule else { continue };
                         let national = format!("{}{nsn}", rule.trunk);

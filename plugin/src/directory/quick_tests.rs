@@ -173,3 +173,67 @@ fn trunk_rules_of_common_host_countries() {
         assert_eq!(phone::TrunkRule::for_region(region), None, "{region}");
     }
 }
+
+/// One-character searches answered from the kept answers equal the full computation, for
+/// every character and limits below, at and above the kept count.
+#[test]
+fn kept_one_character_answers_equal_the_full_search() {
+    let names = [
+        "Anna Müller",
+        "Mia Maier",
+        "Max Mustermann",
+        "Zoë Adams",
+        "Łukasz Nowak",
+        "M",
+        "m-Tec",
+        "Jürgen Baum",
+        "0815 Services",
+        "Émile Zola",
+    ];
+    let contacts: Vec<Contact> = (0..600)
+        .map(|i| {
+            let mut c = contact(i, format!("+49 89 {:07}", 1_000_000 + i));
+            c.display_name = format!("{} {i}", names[i % names.len()]);
+            c
+        })
+        .collect();
+    let index = Index::new(contacts, "DE");
+    let words = index.contacts.len().div_ceil(64);
+    for &c in ONE_CHARS {
+        let term = Term::Text(char::from(c).to_string());
+        let ranges = index.ranges(&term);
+        let mut bits = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
+        index.mark(&term, &ranges, &mut bits);
+        for limit in [
+            1,
+            7,
+            ONE_CHAR_KEPT - 1,
+            ONE_CHAR_KEPT,
+            ONE_CHAR_KEPT + 1,
+            700,
+        ] {
+            let full: Vec<String> = Index::single_term_ranks(&bits, limit)
+                .into_iter()
+                .map(|r| {
+                    index.contacts[index.by_name[r as usize] as usize]
+                        .id
+                        .clone()
+                })
+                .collect();
+            let upper = char::from(c).to_ascii_uppercase().to_string();
+            for query in [char::from(c).to_string(), upper] {
+                let got: Vec<String> = index
+                    .search(&query, limit)
+                    .into_iter()
+                    .map(|e| e.contact_id.into_string())
+                    .collect();
+                assert_eq!(got, full, "query {query:?}, limit {limit}");
+            }
+        }
+    }
+    // The kept answers are used: `m` has more hits than are kept.
+    assert_eq!(
+        index.one_char_ranks("m").map(<[u32]>::len),
+        Some(ONE_CHAR_KEPT)
+    );
+}
