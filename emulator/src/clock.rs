@@ -28,6 +28,12 @@ impl Clock {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }
 
+    /// Moves the clock by `seconds`, forward or (negative) back: a server clock that is off.
+    pub fn shift(&self, seconds: i64) {
+        let ms = seconds.saturating_mul(1000);
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
     /// Back to real time.
     pub fn reset(&self) {
         self.offset_ms.store(0, Ordering::SeqCst);
@@ -65,6 +71,10 @@ mod tests {
         assert!(b - a >= time::Duration::seconds(3600));
         c.reset();
         assert!(c.now() - a < time::Duration::seconds(60));
+        c.shift(-600);
+        assert!(a - c.now() > time::Duration::seconds(590));
+        c.shift(1200);
+        assert!(c.now() - a > time::Duration::seconds(590));
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! `POST tokens/mint {"upn","client_id","scopes":[..],"expires_in"?}` →
 //! `{"access_token","client_id","expires_in"}`, `POST device/approve {"user_code"}`,
 //! `POST device/decline {"user_code"}`, `POST clock/advance {"seconds"}`,
+//! `POST clock/skew {"seconds"}` (signed),
 //! `POST faults {FaultRule}`, `DELETE faults`, `GET requests`, `DELETE requests`.
 //! Contacts (see `control_contacts.rs`): `POST contacts`, `PATCH contacts/{id}`,
 //! `DELETE contacts/{id}`, `POST contacts/expire-delta`, `POST contacts/seed`.
+//! Directory (see `control_directory.rs`): `POST users`, `PATCH users/{id}`,
+//! `DELETE users/{id}` (`?permanent=true`), `POST users/expire-delta`.
 //! Presence (see `control_presence.rs`): `POST presence/teams`, `GET presence/{upn}`.
 
 use std::sync::Arc;
@@ -178,6 +181,13 @@ impl Control {
         self.shared.clock.advance(seconds);
     }
 
+    /// Moves the emulator clock by `seconds`, forward or (negative) back: a server whose clock
+    /// differs from the client's (clock skew). Every expiry, timestamp and the `Date` header
+    /// of Graph and identity-platform responses follow it.
+    pub fn skew_clock(&self, seconds: i64) {
+        self.shared.clock.shift(seconds);
+    }
+
     /// The emulator's current time.
     pub fn now(&self) -> OffsetDateTime {
         self.shared.now()
@@ -196,6 +206,14 @@ impl Control {
     /// Removes every pending fault rule.
     pub fn clear_faults(&self) {
         self.shared.world().faults.clear();
+    }
+
+    /// Every access and refresh token the identity platform handed out (and every token
+    /// minted with [`mint_access_token`](Self::mint_access_token)), oldest first, in clear: for
+    /// tests that check a client never leaks one (in logs, files, errors, state). Not offered
+    /// over HTTP.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.world().grants.issued.all()
     }
 
     /// The request log (oldest first), secrets redacted.
@@ -251,9 +269,11 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/device/approve", post(device_approve))
         .route("/device/decline", post(device_decline))
         .route("/clock/advance", post(clock_advance))
+        .route("/clock/skew", post(clock_skew))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/requests", get(requests).delete(clear_requests))
         .merge(crate::control_contacts::routes())
+        .merge(crate::control_directory::routes())
         .merge(crate::control_presence::routes())
 }
 
@@ -388,6 +408,23 @@ async fn clock_advance(State(sh): Sh, body: axum::body::Bytes) -> Response {
         Ok(b) => {
             let c = control(&sh);
             c.advance_clock(b.seconds);
+            Json(json!({"ok": true, "now": crate::clock::rfc3339(c.now())})).into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedSeconds {
+    seconds: i64,
+}
+
+async fn clock_skew(State(sh): Sh, body: axum::body::Bytes) -> Response {
+    match parse::<SignedSeconds>(&body) {
+        Ok(b) => {
+            let c = control(&sh);
+            c.skew_clock(b.seconds);
             Json(json!({"ok": true, "now": crate::clock::rfc3339(c.now())})).into_response()
         }
         Err(r) => *r,

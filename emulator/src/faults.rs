@@ -34,6 +34,17 @@ pub enum Fault {
     MalformedJson,
     /// Run the request, then cut the body in half (a consistent `Content-Length`, incomplete JSON).
     TruncatedJson,
+    /// Run the request, send the status, the headers (with the full `Content-Length`) and the
+    /// first half of the body, then reset the connection: a connection lost in the middle of
+    /// a page.
+    ResetMidBody,
+    /// Run the request, then append these items to the JSON body's `value` array: Graph may
+    /// deliver an entity more than once in a delta round (a replay, or a later version of an
+    /// item an earlier page already held).
+    AppendItems {
+        /// Items appended, in order.
+        items: Vec<serde_json::Value>,
+    },
 }
 
 impl Fault {
@@ -45,6 +56,8 @@ impl Fault {
             Fault::DropConnection => "drop_connection".into(),
             Fault::MalformedJson => "malformed_json".into(),
             Fault::TruncatedJson => "truncated_json".into(),
+            Fault::ResetMidBody => "reset_mid_body".into(),
+            Fault::AppendItems { items } => format!("append_items {}", items.len()),
         }
     }
 
@@ -65,6 +78,11 @@ fn one() -> u32 {
 
 /// A fault rule: applies `fault` to the next `count` requests whose path starts with
 /// `path_prefix` (and whose method is `method`, when given).
+///
+/// A `path_prefix` holding a `?` is matched against the percent-decoded path and query
+/// (`path?query`), so a rule can pick, say, only the continuation pages of a delta round
+/// (`/v1.0/me/contactFolders/{id}/contacts/delta?$skiptoken=`) or only delta links
+/// (`...?$deltatoken=`). Without a `?` only the path counts, as sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultRule {
     /// Path prefix, e.g. `/v1.0/me` or `/organizations/oauth2/v2.0/token`.
@@ -80,8 +98,18 @@ pub struct FaultRule {
 }
 
 impl FaultRule {
-    fn matches(&self, method: &Method, path: &str) -> bool {
-        path.starts_with(&self.path_prefix)
+    fn matches(&self, method: &Method, path: &str, query: Option<&str>) -> bool {
+        let target_matches = if self.path_prefix.contains('?') {
+            let target = format!(
+                "{}?{}",
+                percent_decode(path),
+                percent_decode(query.unwrap_or(""))
+            );
+            target.starts_with(&self.path_prefix)
+        } else {
+            path.starts_with(&self.path_prefix)
+        };
+        target_matches
             && self
                 .method
                 .as_deref()
@@ -90,10 +118,15 @@ impl FaultRule {
 }
 
 /// Takes the fault for this request from the first matching rule, using up one of its count.
-pub fn take(rules: &mut Vec<FaultRule>, method: &Method, path: &str) -> Option<Fault> {
+pub fn take(
+    rules: &mut Vec<FaultRule>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Option<Fault> {
     let idx = rules
         .iter()
-        .position(|r| r.count > 0 && r.matches(method, path))?;
+        .position(|r| r.count > 0 && r.matches(method, path, query))?;
     let rule = &mut rules[idx];
     rule.count -= 1;
     let fault = rule.fault.clone();
@@ -197,6 +230,83 @@ pub fn truncate(body: &Bytes) -> Bytes {
     body.slice(0..body.len() / 2)
 }
 
+/// `%XX` escapes decoded (invalid ones kept as they are); `+` stays `+`.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The JSON body with `items` appended to its `value` array (unchanged when the body is not a
+/// JSON object with a `value` array).
+pub fn append_items(body: &Bytes, items: &[serde_json::Value]) -> Bytes {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    match v.get_mut("value").and_then(serde_json::Value::as_array_mut) {
+        Some(value) => value.extend(items.iter().cloned()),
+        None => return body.clone(),
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec()))
+}
+
+/// The response with its full `Content-Length` but only the first half of the body; then,
+/// once that half is on the wire, the body fails, so the server aborts the connection instead
+/// of finishing it.
+pub fn reset_mid_body(resp: Response, body: Bytes) -> Response {
+    let (mut parts, _) = resp.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, body.len().into());
+    let stream = MidBody {
+        half: Some(body.slice(0..body.len() / 2)),
+        pause: Box::pin(tokio::time::sleep(MID_BODY_PAUSE)),
+    };
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// How long the half body stays on the wire before the reset (the server flushes it while the
+/// body waits).
+const MID_BODY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Half a body, a pause, then an error.
+struct MidBody {
+    half: Option<Bytes>,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl futures_core::Stream for MidBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(half) = self.half.take() {
+            return std::task::Poll::Ready(Some(Ok(half)));
+        }
+        std::task::ready!(self.pause.as_mut().poll(cx));
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by injected fault",
+        ))))
+    }
+}
+
 /// Replaces a response body, dropping a stale `Content-Length`.
 pub fn with_body(resp: Response, body: Bytes) -> Response {
     let (mut parts, _) = resp.into_parts();
@@ -223,9 +333,9 @@ mod tests {
     #[test]
     fn rules_count_down_and_match() {
         let mut rules = vec![rule_from_json(_example()).unwrap()];
-        assert_eq!(take(&mut rules, &Method::GET, "/v1.0/users/x"), None);
+        assert_eq!(take(&mut rules, &Method::GET, "/v1.0/users/x", None), None);
         assert!(matches!(
-            take(&mut rules, &Method::GET, "/v1.0/me"),
+            take(&mut rules, &Method::GET, "/v1.0/me", None),
             Some(Fault::Status { status: 429, .. })
         ));
         assert!(rules.is_empty());
@@ -235,20 +345,67 @@ mod tests {
             count: 2,
             fault: Fault::DropConnection,
         }];
-        assert_eq!(take(&mut rules, &Method::GET, "/a"), None);
+        assert_eq!(take(&mut rules, &Method::GET, "/a", None), None);
         assert_eq!(
-            take(&mut rules, &Method::POST, "/a"),
+            take(&mut rules, &Method::POST, "/a", None),
             Some(Fault::DropConnection)
         );
         assert_eq!(
-            take(&mut rules, &Method::POST, "/a"),
+            take(&mut rules, &Method::POST, "/a", None),
             Some(Fault::DropConnection)
         );
-        assert_eq!(take(&mut rules, &Method::POST, "/a"), None);
+        assert_eq!(take(&mut rules, &Method::POST, "/a", None), None);
         assert!(
             rule_from_json(json!({"path_prefix":"/","fault":{"kind":"status","status":200}}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_prefix_with_a_query_matches_the_decoded_path_and_query() {
+        let mut rules = vec![FaultRule {
+            path_prefix: "/v1.0/me/contactFolders/AB=/contacts/delta?$skiptoken=".into(),
+            method: None,
+            count: 1,
+            fault: Fault::ResetMidBody,
+        }];
+        let path = "/v1.0/me/contactFolders/AB%3D/contacts/delta";
+        let first = Some("$select=displayName");
+        assert_eq!(take(&mut rules, &Method::GET, path, first), None);
+        assert_eq!(take(&mut rules, &Method::GET, path, None), None);
+        let next = Some("%24skiptoken=eyJ1");
+        assert_eq!(
+            take(&mut rules, &Method::GET, path, next),
+            Some(Fault::ResetMidBody)
+        );
+        assert!(rules.is_empty());
+        assert_eq!(percent_decode("a%3Db%zz%4"), "a=b%zz%4");
+    }
+
+    #[test]
+    fn appends_items_to_a_page() {
+        let page = Bytes::from_static(br#"{"value":[{"id":"a"}],"@odata.nextLink":"x"}"#);
+        let out = append_items(&page, &[json!({"id": "a", "displayName": "A2"})]);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["value"].as_array().unwrap().len(), 2);
+        assert_eq!(v["value"][1]["displayName"], "A2");
+        assert_eq!(v["@odata.nextLink"], "x");
+        let not_a_page = Bytes::from_static(b"[1]");
+        assert_eq!(append_items(&not_a_page, &[json!(1)]), not_a_page);
+    }
+
+    #[test]
+    fn new_kinds_round_trip_as_json() {
+        let rule =
+            rule_from_json(json!({"path_prefix": "/v1.0", "fault": {"kind": "reset_mid_body"}}))
+                .unwrap();
+        assert_eq!(rule.fault, Fault::ResetMidBody);
+        assert_eq!(rule.count, 1);
+        let rule = rule_from_json(
+            json!({"path_prefix": "/v1.0", "fault": {"kind": "append_items", "items": [{"id": "x"}]}}),
+        )
+        .unwrap();
+        assert_eq!(rule.fault.label(), "append_items 1");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Everything the identity platform has handed out: authorization codes, device codes, access
 //! and refresh tokens, and the consent each user gave each app.
 //!
-//! Secrets are stored only as SHA-256 digests, so nothing in memory (or in a `Debug` print) can
-//! leak a usable value.
+//! Secrets are stored only as SHA-256 digests, so nothing in a `Debug` print can leak a usable
+//! value. The one exception is [`IssuedTokens`]: every access and refresh token handed out, kept
+//! in clear (its `Debug` shows only the count) so that tests can check that the client under
+//! test never leaks one ([`crate::Control::issued_tokens`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -161,6 +163,31 @@ pub struct Grants {
     pub consents: HashMap<(String, String), BTreeSet<String>>,
     /// Per user: refresh tokens issued before this instant are revoked ("revoke sessions").
     pub tokens_valid_from: HashMap<String, OffsetDateTime>,
+    /// Every access and refresh token handed out, for leak checks.
+    pub issued: IssuedTokens,
+}
+
+/// Every access and refresh token handed out, in order, in clear: what a leak check searches
+/// for. `Debug` shows only how many.
+#[derive(Clone, Default)]
+pub struct IssuedTokens(Vec<String>);
+
+impl IssuedTokens {
+    /// Records a token handed out.
+    pub fn record(&mut self, token: &str) {
+        self.0.push(token.to_owned());
+    }
+
+    /// The tokens, oldest first.
+    pub fn all(&self) -> Vec<String> {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IssuedTokens({} tokens, redacted)", self.0.len())
+    }
 }
 
 impl Grants {
@@ -173,6 +200,7 @@ impl Grants {
         expires_at: OffsetDateTime,
     ) -> String {
         let access = new_secret("EwB", 96);
+        self.issued.record(&access);
         self.access.insert(
             digest(&access),
             AccessToken {
@@ -277,5 +305,18 @@ mod tests {
         assert_eq!(digest(&a), digest(&a));
         let uc = new_user_code();
         assert_eq!(uc.len(), 9);
+    }
+
+    #[test]
+    fn issued_tokens_are_listed_for_leak_checks_but_never_debug_printed() {
+        let mut g = Grants::default();
+        let token = g.issue_access("u", "c", BTreeSet::new(), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(g.issued.all(), vec![token.clone()]);
+        let printed = format!("{g:?}");
+        assert!(!printed.contains(&token), "{printed}");
+        assert!(
+            printed.contains("IssuedTokens(1 tokens, redacted)"),
+            "{printed}"
+        );
     }
 }

@@ -494,6 +494,7 @@ fn issue_tokens(sh: &Shared, w: &mut World, m: Mint<'_>, now: OffsetDateTime) ->
     });
     if original.offline_access {
         let rt = new_secret("1.AR", 160);
+        w.grants.issued.record(&rt);
         w.grants.refresh.insert(
             digest(&rt),
             RefreshToken {

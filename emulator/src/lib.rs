@@ -8,8 +8,10 @@
 //! per-folder contact delta (with the Outlook 4-request concurrency limit), and Teams presence
 //! (read, `setPresence`, `clearPresence`, preferred presence). A control API (in process through [`Control`], over HTTP under
 //! `/_emulator/`) resets the seed, picks the signing-in user, revokes or expires tokens,
-//! approves device codes, advances the emulator clock, injects faults, reads the request log,
-//! mints access tokens, edits contacts and sets the user's Teams client presence.
+//! approves device codes, advances or skews the emulator clock, injects faults, reads the
+//! request log, mints access tokens, edits contacts and sets the user's Teams client presence.
+//! [`EmulatorHandle`] can also stop serving and serve again with the same state (a restart,
+//! or the network gone for a while). `../docs/FAULTS.md` lists the faults and their tests.
 //!
 //! ```no_run
 //! let emu = ms365_emulator::EmulatorHandle::spawn(Default::default()).unwrap();
@@ -23,6 +25,7 @@ mod contact_seed;
 mod contacts;
 mod control;
 mod control_contacts;
+mod control_directory;
 mod control_presence;
 mod directory;
 mod errors;
@@ -128,57 +131,117 @@ pub async fn serve(listener: tokio::net::TcpListener, emulator: Emulator) -> std
 }
 
 /// A running emulator on its own thread with its own tokio runtime. Stops on
-/// [`EmulatorHandle::shutdown`] or drop.
+/// [`EmulatorHandle::shutdown`] or drop. It can also stop serving and serve again on the same
+/// port with the same state ([`EmulatorHandle::stop_serving`], [`EmulatorHandle::start_serving`]):
+/// a service restarting, or the network gone for a while.
 #[derive(Debug)]
 pub struct EmulatorHandle {
     base: String,
+    port: u16,
+    emulator: Emulator,
     control: Control,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Serves `emulator` on `std_listener` on a new thread; returns the stop switch and the thread.
+fn serve_on_thread(
+    std_listener: std::net::TcpListener,
+    emulator: Emulator,
+    port: u16,
+) -> std::io::Result<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)> {
+    std_listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(format!("ms365-emulator-{port}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("ms365 emulator: cannot use listener: {e}");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    r = serve(listener, emulator) => {
+                        if let Err(e) = r {
+                            tracing::error!("ms365 emulator stopped: {e}");
+                        }
+                    }
+                    _ = stop_rx => {}
+                }
+            });
+            // Connections still open (and requests in flight) are cut here.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+        })?;
+    Ok((stop_tx, thread))
 }
 
 impl EmulatorHandle {
     /// Binds 127.0.0.1:`config.port` and starts serving on a new thread.
     pub fn spawn(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
-        std_listener.set_nonblocking(true)?;
         let port = std_listener.local_addr()?.port();
         let base = format!("http://127.0.0.1:{port}");
         let emulator = Emulator::new(config, base.clone());
         let control = emulator.control.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("ms365-emulator-{port}"))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("ms365 emulator: cannot use listener: {e}");
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        r = serve(listener, emulator) => {
-                            if let Err(e) = r {
-                                tracing::error!("ms365 emulator stopped: {e}");
-                            }
-                        }
-                        _ = stop_rx => {}
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_millis(500));
-            })?;
+        let (stop, thread) = serve_on_thread(std_listener, emulator.clone(), port)?;
         tracing::debug!("ms365 emulator listening on {base}");
         Ok(EmulatorHandle {
             base,
+            port,
+            emulator,
             control,
-            stop: Some(stop_tx),
+            stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// Stops serving: the port is closed (connections are refused), open connections and
+    /// requests in flight are cut. Tenant, tokens, delta state, faults, clock and request log
+    /// are kept for [`start_serving`](Self::start_serving). Bounded by about 2 s.
+    pub fn stop_serving(&mut self) {
+        self.stop_and_join();
+    }
+
+    /// Serves again on the same port with the same state (no-op while serving). Retries the
+    /// bind for a few seconds while the old socket is released.
+    pub fn start_serving(&mut self) -> std::io::Result<()> {
+        if self.is_serving() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let std_listener = loop {
+            match std::net::TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!("ms365 emulator: port {} not free yet: {e}", self.port);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let (stop, thread) = serve_on_thread(std_listener, self.emulator.clone(), self.port)?;
+        self.stop = Some(stop);
+        self.thread = Some(thread);
+        tracing::debug!("ms365 emulator serving again on {}", self.base);
+        Ok(())
+    }
+
+    /// Whether the emulator is serving (not stopped by [`stop_serving`](Self::stop_serving)).
+    pub fn is_serving(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// A restart of the service: [`stop_serving`](Self::stop_serving), then
+    /// [`start_serving`](Self::start_serving) on the same port with the same state.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop_serving();
+        self.start_serving()
     }
 
     /// `http://127.0.0.1:PORT`.

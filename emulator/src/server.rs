@@ -130,7 +130,8 @@ async fn pipeline(State(shared): State<Arc<Shared>>, mut req: Request, next: Nex
         .get::<ConnectInfo<KillSwitch>>()
         .map(|c| c.0.clone());
     let method = req.method().clone();
-    let query = req.uri().query().map(redact_query);
+    let raw_query = req.uri().query().map(str::to_string);
+    let query = raw_query.as_deref().map(redact_query);
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -170,7 +171,12 @@ async fn pipeline(State(shared): State<Arc<Shared>>, mut req: Request, next: Nex
     let fault = if throttled {
         None
     } else {
-        faults::take(&mut shared.world().faults, &method, &path)
+        faults::take(
+            &mut shared.world().faults,
+            &method,
+            &path,
+            raw_query.as_deref(),
+        )
     };
     let mut dropped = false;
     let mut resp = match &fault {
@@ -212,9 +218,28 @@ async fn pipeline(State(shared): State<Arc<Shared>>, mut req: Request, next: Nex
             };
             faults::with_body(Response::from_parts(parts, Body::empty()), changed)
         }
+        Some(f @ (Fault::ResetMidBody | Fault::AppendItems { .. })) => {
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let resp = Response::from_parts(parts, Body::empty());
+            match f {
+                Fault::AppendItems { items } => {
+                    faults::with_body(resp, faults::append_items(&bytes, items))
+                }
+                _ => faults::reset_mid_body(resp, bytes),
+            }
+        }
     };
     drop(slot);
     ids.stamp(&mut resp);
+    // The server's own clock, as a skewed server would send it (hyper keeps a `Date` it is
+    // given).
+    if let Ok(v) = HeaderValue::from_str(&http_date(shared.now())) {
+        resp.headers_mut().insert(header::DATE, v);
+    }
     let status = (!dropped).then(|| resp.status().as_u16());
     tracing::debug!(
         "ms365 emulator: {method} {path} -> {}",
@@ -237,6 +262,12 @@ async fn pipeline(State(shared): State<Arc<Shared>>, mut req: Request, next: Nex
     w.log.push(entry);
     drop(w);
     resp
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: time::OffsetDateTime) -> String {
+    let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// Serves the router on `listener` (killable connections for the `drop_connection` fault).

@@ -209,6 +209,8 @@ pub struct Tenant {
     pub apps: Vec<App>,
     /// Users.
     pub users: Vec<TenantUser>,
+    /// The directory's change log (what `/users/delta` reports).
+    pub(crate) directory: crate::directory::DirectoryLog,
 }
 
 impl Tenant {
@@ -326,6 +328,12 @@ pub fn seed_with(contacts_per_user: usize) -> Tenant {
 }
 
 fn seed_directory() -> Tenant {
+    let mut t = seed_organization();
+    t.directory = crate::directory::DirectoryLog::seeded(&t.users);
+    t
+}
+
+fn seed_organization() -> Tenant {
     let graph_defaults = [
         "User.Read",
         "User.ReadBasic.All",
@@ -411,6 +419,7 @@ fn seed_directory() -> Tenant {
                 "Manufacturing",
             ),
         ],
+        directory: Default::default(),
     }
 }
 

@@ -344,3 +344,96 @@ async fn shutdown_is_quick() {
     let fresh = reqwest::Client::new();
     assert!(fresh.get(format!("{base}/")).send().await.is_err());
 }
+
+/// `reset_mid_body`: status and headers (full `Content-Length`) arrive, the body breaks off.
+/// `append_items` with a query-aware prefix: only the matching request gets the extra items.
+#[tokio::test]
+async fn reset_mid_body_and_append_items() {
+    let env = env();
+    let t = env.sign_in(SCOPE).await;
+    let at = t["access_token"].as_str().unwrap();
+    let whole = env.me(Some(at), "").await.bytes().await.unwrap();
+
+    env.emu
+        .control()
+        .inject_fault(rule("/v1.0/me", Fault::ResetMidBody))
+        .unwrap();
+    let resp = env.me(Some(at), "").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.content_length(), Some(whole.len() as u64));
+    assert!(resp.bytes().await.is_err(), "the body breaks off");
+    assert_eq!(env.me(Some(at), "").await.status(), StatusCode::OK);
+
+    let url = format!("{}/me/contacts", env.emu.graph_url());
+    let get = |q: &'static str| env.http.get(format!("{url}{q}")).bearer_auth(at).send();
+    env.emu
+        .control()
+        .inject_fault(rule(
+            "/v1.0/me/contacts?$top=2&$skip=",
+            Fault::AppendItems {
+                items: vec![json!({"id": "replayed"})],
+            },
+        ))
+        .unwrap();
+    let first: Value = get("?$top=2").await.unwrap().json().await.unwrap();
+    assert_eq!(first["value"].as_array().unwrap().len(), 2, "not matched");
+    let next: Value = get("?%24top=2&%24skip=2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = next["value"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{next}");
+    assert_eq!(items[2]["id"], "replayed");
+    let log = env.emu.control().requests();
+    assert_eq!(
+        log.iter()
+            .filter_map(|e| e.fault.clone())
+            .collect::<Vec<_>>(),
+        ["reset_mid_body", "append_items 1"]
+    );
+}
+
+/// A skewed clock shows in the `Date` header; a restart keeps every state (the token stays
+/// valid) while the port refuses connections in between.
+#[tokio::test]
+async fn skewed_date_header_and_restart_with_the_same_state() {
+    let mut env = env();
+    let t = env.sign_in(SCOPE).await;
+    let at = t["access_token"].as_str().unwrap().to_string();
+    let date_of = |resp: &reqwest::Response| {
+        httpdate::parse_http_date(resp.headers()["date"].to_str().unwrap()).unwrap()
+    };
+    let now = std::time::SystemTime::now();
+    env.emu.control().skew_clock(-600);
+    let resp = env.me(Some(&at), "").await;
+    let behind = now.duration_since(date_of(&resp)).unwrap();
+    assert!(behind >= Duration::from_secs(590) && behind <= Duration::from_secs(610));
+    let (status, body) = env.control("clock/skew", json!({"seconds": 1200})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resp = env.me(Some(&at), "").await;
+    let ahead = date_of(&resp).duration_since(now).unwrap();
+    assert!(ahead >= Duration::from_secs(590) && ahead <= Duration::from_secs(620));
+
+    env.emu.stop_serving();
+    assert!(!env.emu.is_serving());
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let refused = fresh
+        .get(format!("{}/me", env.emu.graph_url()))
+        .send()
+        .await;
+    assert!(refused.is_err_and(|e| e.is_connect()));
+    // Serving again: same tokens (connections kept from before the stop are gone, so ask on
+    // new ones).
+    let me_url = format!("{}/me", env.emu.graph_url());
+    let me = || fresh.get(&me_url).bearer_auth(&at).send();
+    env.emu.start_serving().unwrap();
+    assert!(env.emu.is_serving());
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+    env.emu.restart().unwrap();
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+}
