@@ -122,11 +122,14 @@ impl Graph {
 /// The body of a successful response, or the typed error.
 pub async fn read(response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+    };
+    let retry_after = header(reqwest::header::RETRY_AFTER)
+        .and_then(|v| retry_after_on_server_clock(v, header(reqwest::header::DATE)));
     let body = response
         .bytes()
         .await
@@ -170,6 +173,35 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
             .unwrap_or(Duration::ZERO)
             .min(Duration::from_secs(3600)),
     )
+}
+
+/// `Retry-After`, with an HTTP date measured against the response's own `Date` (the server's
+/// clock), so that a server clock minutes ahead or behind ours neither makes us wait minutes
+/// too long nor retry at once; without a usable `Date`, as [`parse_retry_after`].
+///
+/// ```
+/// # use contact_ms365::graph::retry_after_on_server_clock;
+/// # use std::time::Duration;
+/// let server_now = "Wed, 21 Oct 2015 07:28:00 GMT";
+/// let wait = retry_after_on_server_clock("Wed, 21 Oct 2015 07:28:05 GMT", Some(server_now));
+/// assert_eq!(wait, Some(Duration::from_secs(5)));
+/// assert_eq!(retry_after_on_server_clock("3", Some(server_now)), Some(Duration::from_secs(3)));
+/// ```
+pub fn retry_after_on_server_clock(value: &str, date: Option<&str>) -> Option<Duration> {
+    let value = value.trim();
+    if value.parse::<u64>().is_err()
+        && let (Ok(when), Some(Ok(now))) = (
+            httpdate::parse_http_date(value),
+            date.map(|d| httpdate::parse_http_date(d.trim())),
+        )
+    {
+        return Some(
+            when.duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(3600)),
+        );
+    }
+    parse_retry_after(value)
 }
 
 /// How requests are retried: 429 and 503 honour `Retry-After`; other 5xx, time-outs and broken
@@ -234,6 +266,20 @@ impl Graph {
         limiter: &tokio::sync::Semaphore,
         policy: &RetryPolicy,
     ) -> Result<serde_json::Value, GraphError> {
+        self.get_parsed(url, token, prefer, limiter, policy).await
+    }
+
+    /// [`Graph::get_json`], with the body read straight into `T` (no intermediate
+    /// `serde_json::Value`); a body that is not valid JSON for `T` is [`GraphError::Malformed`]
+    /// and retried like one.
+    pub async fn get_parsed<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        token: &SecretString,
+        prefer: Option<&str>,
+        limiter: &tokio::sync::Semaphore,
+        policy: &RetryPolicy,
+    ) -> Result<T, GraphError> {
         let mut retry = 0;
         loop {
             let result = {
@@ -247,7 +293,7 @@ impl Graph {
                 }
                 match request.send().await {
                     Ok(response) => read(response).await.and_then(|body| {
-                        serde_json::from_slice::<serde_json::Value>(&body)
+                        serde_json::from_slice::<T>(&body)
                             .map_err(|e| GraphError::Malformed(e.to_string()))
                     }),
                     Err(e) => Err(GraphError::Network(crate::http::describe(&e))),
@@ -291,6 +337,37 @@ mod tests {
         let fourth = p.backoff(4);
         assert!(fourth >= Duration::from_millis(600) && fourth <= Duration::from_millis(1000));
         assert!(p.backoff(30) <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn retry_after_dates_use_the_server_clock() {
+        // The server's clock is ten minutes ahead of ours (or behind): the wait is what it
+        // meant, five seconds, not ten minutes and five seconds (or nothing).
+        let now = std::time::SystemTime::now();
+        for skew in [600i64, -600] {
+            let server_now = if skew > 0 {
+                now + Duration::from_secs(600)
+            } else {
+                now - Duration::from_secs(600)
+            };
+            let date = httpdate::fmt_http_date(server_now);
+            let until = httpdate::fmt_http_date(server_now + Duration::from_secs(5));
+            assert_eq!(
+                retry_after_on_server_clock(&until, Some(&date)),
+                Some(Duration::from_secs(5)),
+                "skew {skew}"
+            );
+        }
+        // A date already past on the server's clock: at once. No usable Date: our clock.
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(
+            retry_after_on_server_clock("Wed, 21 Oct 2015 07:27:00 GMT", Some(date)),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let wait = retry_after_on_server_clock(&later, Some("garbage")).unwrap();
+        assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30));
+        assert_eq!(retry_after_on_server_clock("soon", Some(date)), None);
     }
 
     #[test]

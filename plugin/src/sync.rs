@@ -1,9 +1,17 @@
 //! Contact sync with Microsoft Graph: every contact folder (nested child folders included),
-//! per-folder delta queries, and optionally the organization's users.
+//! per-folder delta queries, and optionally the organization's users (users delta).
 //!
 //! A sync is all or nothing: the new [`Mailbox`] replaces the old one only when every folder
 //! (and the directory) completed, so a failure in the middle loses nothing and the old delta
 //! links stay usable. An expired delta token starts that folder over from a full read.
+//!
+//! The directory (with the `directory` setting) is tracked the same way with `/users/delta`
+//! (`$select` in the first request; `$top` is not supported there, the page size is only asked
+//! for with `Prefer: odata.maxpagesize`): the first round reads every user, later rounds from
+//! the kept deltaLink bring only changed users and `@removed` ones (soft-deleted `changed` or
+//! permanently `deleted`: both leave). An expired directory token (`400 syncStateNotFound`)
+//! starts over from a full round, whose result replaces the colleagues only when it completed.
+//! With the setting off, colleagues and the link are dropped.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -24,7 +32,8 @@ pub const USER_SELECT: &str =
     "id,displayName,givenName,surname,companyName,jobTitle,businessPhones,mobilePhone,mail";
 /// The largest page the plugin asks for (`Prefer: odata.maxpagesize`).
 pub const MAX_PAGE: u32 = 1000;
-/// The largest `$top` for users.
+/// The page size asked of users delta (`Prefer: odata.maxpagesize`; users delta does not
+/// support `$top`, and Graph may page by less).
 pub const MAX_USERS_PAGE: u32 = 999;
 /// Requests in flight per mailbox (the Outlook limit is 4 per app and mailbox).
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -47,13 +56,24 @@ pub struct StoredContact {
     /// `jobTitle`.
     pub job_title: String,
     /// `businessPhones`.
+    #[serde(deserialize_with = "fitted")]
     pub business: Vec<String>,
     /// `homePhones`.
+    #[serde(deserialize_with = "fitted")]
     pub home: Vec<String>,
     /// `mobilePhone`.
     pub mobile: Option<String>,
     /// E-mail addresses.
+    #[serde(deserialize_with = "fitted")]
     pub emails: Vec<String>,
+}
+
+/// A list of strings allocated to fit (serde's default leaves room for 4 after the first
+/// push; 100,000 contacts with one or two numbers each would waste megabytes).
+fn fitted<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let mut list = Vec::<String>::deserialize(d)?;
+    list.shrink_to_fit();
+    Ok(list)
 }
 
 /// One contact folder's state.
@@ -62,7 +82,53 @@ pub struct Folder {
     /// Where the next delta round starts.
     pub delta_link: Option<String>,
     /// Contacts by id.
+    #[serde(deserialize_with = "bulk_map")]
     pub contacts: BTreeMap<String, StoredContact>,
+}
+
+/// A map read whole, then built in one go: std's `BTreeMap` filled by ascending inserts (a
+/// snapshot is sorted) keeps its nodes about half full; a bulk build fills them, about 200 bytes
+/// less per contact.
+fn bulk_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, StoredContact>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = BTreeMap<String, StoredContact>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of contacts")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(entry) = map.next_entry::<String, StoredContact>()? {
+                entries.push(entry);
+            }
+            // Sorted (and deduplicated, the last value of a key winning as with inserts) by
+            // `from_iter`, which then builds the tree bottom-up.
+            Ok(entries.into_iter().collect())
+        }
+    }
+    d.deserialize_map(V)
+}
+
+/// The result of a round's operations (`None`: removed) in arrival order, as a map built in one
+/// go (see [`bulk_map`]).
+fn bulk_apply(mut ops: Vec<(String, Option<StoredContact>)>) -> BTreeMap<String, StoredContact> {
+    // Stable: the operations on one id stay in arrival order, and the last one decides.
+    ops.sort_by(|a, b| a.0.cmp(&b.0));
+    ops.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(&mut later.1, &mut earlier.1);
+        }
+        same
+    });
+    ops.into_iter()
+        .filter_map(|(id, c)| Some((id, c?)))
+        .collect()
 }
 
 /// Everything synced for one account.
@@ -73,7 +139,12 @@ pub struct Mailbox {
     /// Folders by id.
     pub folders: BTreeMap<String, Folder>,
     /// Colleagues by id (with the `directory` setting).
+    #[serde(deserialize_with = "bulk_map")]
     pub colleagues: BTreeMap<String, StoredContact>,
+    /// Where the next users delta round starts (with the `directory` setting). Absent in
+    /// snapshots written before directory delta: then the next sync reads the directory in full.
+    #[serde(default)]
+    pub directory_delta_link: Option<String>,
     /// End of the last complete sync, RFC 3339.
     pub last_sync: Option<String>,
 }
@@ -260,15 +331,17 @@ pub async fn sync(req: &SyncRequest<'_>, previous: &Mailbox) -> Result<Mailbox, 
             joined.map_err(|e| SyncError::Failed(format!("sync task failed: {e}")))?;
         folders.insert(id, folder?);
     }
-    let colleagues = if req.directory {
-        list_users(req).await?
+    let (colleagues, directory_delta_link) = if req.directory {
+        let (colleagues, link) = sync_directory(req, previous).await?;
+        (colleagues, Some(link))
     } else {
-        BTreeMap::new()
+        (BTreeMap::new(), None)
     };
     Ok(Mailbox {
         upn: previous.upn.clone(),
         folders,
         colleagues,
+        directory_delta_link,
         last_sync: Some(now_rfc3339()),
     })
 }
@@ -350,37 +423,39 @@ async fn delta_round(
 ) -> Result<Folder, SyncError> {
     let prefer = format!("odata.maxpagesize={MAX_PAGE}");
     let mut url = start.to_owned();
+    // A round from nothing (a full read) gathers its items and builds the map at the end (see
+    // [`bulk_map`]); a round of changes applies them to the previous map.
+    let mut fresh: Option<Vec<(String, Option<StoredContact>)>> =
+        contacts.is_empty().then(Vec::new);
     for _ in 0..MAX_PAGES {
-        let page = match req
+        // Read straight into the lenient typed page: no `Value` tree per page.
+        let page: DeltaPage = match req
             .graph
-            .get_json(&url, req.token, Some(&prefer), req.limiter, req.policy)
+            .get_parsed(&url, req.token, Some(&prefer), req.limiter, req.policy)
             .await
         {
             Ok(page) => page,
             Err(e) if needs_resync(&e) => return Err(SyncError::ResyncRequired),
             Err(e) => return Err(e.into()),
         };
-        let items = page
-            .get("value")
-            .and_then(Value::as_array)
-            .ok_or_else(|| SyncError::Failed("a contacts page without `value`".into()))?;
-        for item in items {
-            let Some(id) = item.get("id").and_then(Value::as_str) else {
-                continue;
-            };
-            if item.get("@removed").is_some() {
-                contacts.remove(id);
-            } else {
-                contacts.insert(id.to_owned(), parse_contact(item));
+        let DeltaPage {
+            value,
+            next_link,
+            delta_link,
+        } = page;
+        let items = match &mut fresh {
+            Some(ops) => for_each_item(value, |id, contact| ops.push((id, contact)))?,
+            None => apply_items(value, &mut contacts)?,
+        };
+        counter.add(items, next_link.is_none());
+        if let Some(next) = next_link {
+            url = next;
+        } else if let Some(delta) = delta_link {
+            if let Some(ops) = fresh {
+                contacts = bulk_apply(ops);
             }
-        }
-        let last = page.get("@odata.nextLink").is_none();
-        counter.add(items.len(), last);
-        if let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) {
-            url = next.to_owned();
-        } else if let Some(delta) = page.get("@odata.deltaLink").and_then(Value::as_str) {
             return Ok(Folder {
-                delta_link: Some(delta.to_owned()),
+                delta_link: Some(delta),
                 contacts,
             });
         } else {
@@ -392,6 +467,53 @@ async fn delta_round(
     Err(SyncError::Failed(
         "too many pages in one delta round".into(),
     ))
+}
+
+/// Applies one page of a contacts delta round to `contacts`: items with `@removed` are taken
+/// out, every other item with an `id` is (re)placed, under its trimmed id; items without an
+/// `id` are skipped. Returns how many items the page had; a page without a `value` array is an
+/// error. (The sync reads pages straight from the body with the same rules.)
+pub fn apply_delta_page(
+    page: &Value,
+    contacts: &mut BTreeMap<String, StoredContact>,
+) -> Result<usize, SyncError> {
+    let page = DeltaPage::deserialize(page).unwrap_or_default();
+    apply_items(page.value, contacts)
+}
+
+fn apply_items(
+    items: Option<Vec<DeltaItem>>,
+    contacts: &mut BTreeMap<String, StoredContact>,
+) -> Result<usize, SyncError> {
+    for_each_item(items, |id, contact| match contact {
+        Some(c) => {
+            contacts.insert(id, c);
+        }
+        None => {
+            contacts.remove(&id);
+        }
+    })
+}
+
+/// Hands every item with an id to `apply` (`None`: removed), in order; the item count, or an
+/// error for a page without a `value` array.
+fn for_each_item(
+    items: Option<Vec<DeltaItem>>,
+    mut apply: impl FnMut(String, Option<StoredContact>),
+) -> Result<usize, SyncError> {
+    let items = items.ok_or_else(|| SyncError::Failed("a contacts page without `value`".into()))?;
+    let count = items.len();
+    for item in items {
+        let Some(contact) = item.contact else {
+            continue;
+        };
+        if item.removed {
+            apply(contact.id, None);
+        } else {
+            apply(contact.id.clone(), Some(contact));
+        }
+    }
+    Ok(count)
 }
 
 /// Graph answers an expired or unknown sync state with 410 Gone, or 400 with a
@@ -407,23 +529,84 @@ fn needs_resync(e: &GraphError) -> bool {
     }
 }
 
-async fn list_users(req: &SyncRequest<'_>) -> Result<BTreeMap<String, StoredContact>, SyncError> {
-    let url = format!(
-        "{}/users?$select={USER_SELECT}&$top={MAX_USERS_PAGE}",
-        req.graph.base()
-    );
-    let mut users = BTreeMap::new();
-    for item in pages(req, &url, None).await? {
+/// The directory: a users delta round from the kept link (changes applied to the previous
+/// colleagues), or a full round; an expired link starts over with a full round. Returns the
+/// colleagues and the new deltaLink.
+async fn sync_directory(
+    req: &SyncRequest<'_>,
+    previous: &Mailbox,
+) -> Result<(BTreeMap<String, StoredContact>, String), SyncError> {
+    if let Some(link) = &previous.directory_delta_link {
+        match directory_round(req, link, previous.colleagues.clone()).await {
+            Err(SyncError::ResyncRequired) => {}
+            other => return other,
+        }
+    }
+    let initial = format!("{}/users/delta?$select={USER_SELECT}", req.graph.base());
+    directory_round(req, &initial, BTreeMap::new()).await
+}
+
+/// One users delta round from `start` (an initial URL or a deltaLink), applied to `colleagues`.
+async fn directory_round(
+    req: &SyncRequest<'_>,
+    start: &str,
+    mut colleagues: BTreeMap<String, StoredContact>,
+) -> Result<(BTreeMap<String, StoredContact>, String), SyncError> {
+    let prefer = format!("odata.maxpagesize={MAX_USERS_PAGE}");
+    let mut url = start.to_owned();
+    for _ in 0..MAX_PAGES {
+        let page = match req
+            .graph
+            .get_json(&url, req.token, Some(&prefer), req.limiter, req.policy)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if needs_resync(&e) => return Err(SyncError::ResyncRequired),
+            Err(e) => return Err(e.into()),
+        };
+        apply_users_page(&page, &mut colleagues)?;
+        if let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) {
+            url = next.to_owned();
+        } else if let Some(delta) = page.get("@odata.deltaLink").and_then(Value::as_str) {
+            return Ok((colleagues, delta.to_owned()));
+        } else {
+            return Err(SyncError::Failed(
+                "a users delta page with neither nextLink nor deltaLink".into(),
+            ));
+        }
+    }
+    Err(SyncError::Failed(
+        "too many pages in one users delta round".into(),
+    ))
+}
+
+/// Applies one page of a users delta round: users with `@removed` (whatever the reason) leave,
+/// every other user with an `id` is (re)placed (`mail` as the e-mail address). Returns how many
+/// items the page had; a page without a `value` array is an error.
+pub fn apply_users_page(
+    page: &Value,
+    colleagues: &mut BTreeMap<String, StoredContact>,
+) -> Result<usize, SyncError> {
+    let items = page
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or_else(|| SyncError::Failed("a users page without `value`".into()))?;
+    for item in items {
         let Some(id) = item.get("id").and_then(Value::as_str) else {
             continue;
         };
-        let mut c = parse_contact(&item);
-        if let Some(mail) = item.get("mail").and_then(Value::as_str) {
-            c.emails = vec![mail.to_owned()];
+        if item.get("@removed").is_some() {
+            colleagues.remove(id);
+            continue;
         }
-        users.insert(id.to_owned(), c);
+        let mut c = parse_contact(item);
+        let mail = text(item, "mail");
+        if !mail.is_empty() {
+            c.emails = vec![mail];
+        }
+        colleagues.insert(id.to_owned(), c);
     }
-    Ok(users)
+    Ok(items.len())
 }
 
 /// Every item of a paged collection.
@@ -456,6 +639,7 @@ async fn get(req: &SyncRequest<'_>, url: &str, prefer: Option<&str>) -> Result<V
         .await?)
 }
 
+/// The trimmed string at `key`; empty when missing or not a string.
 fn text(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_str)
@@ -464,47 +648,400 @@ fn text(v: &Value, key: &str) -> String {
         .to_owned()
 }
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+/// A Graph contact or user; missing, null or mistyped fields read as empty.
+pub fn parse_contact(v: &Value) -> StoredContact {
+    DeltaItem::deserialize(v)
+        .ok()
+        .and_then(|i| i.contact)
         .unwrap_or_default()
 }
 
-/// A Graph contact or user; missing, null or mistyped fields read as empty.
-pub fn parse_contact(v: &Value) -> StoredContact {
-    let emails = v
-        .get("emailAddresses")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.get("address").and_then(Value::as_str))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    StoredContact {
-        id: text(v, "id"),
-        display_name: text(v, "displayName"),
-        given_name: text(v, "givenName"),
-        surname: text(v, "surname"),
-        company: text(v, "companyName"),
-        job_title: text(v, "jobTitle"),
-        business: strings(v, "businessPhones"),
-        home: strings(v, "homePhones"),
-        mobile: Some(text(v, "mobilePhone")).filter(|m| !m.is_empty()),
-        emails,
+/// Lenient typed reading of Graph's JSON, straight from the response body: one pass, one
+/// allocation per kept string, no `serde_json::Value` tree. Every rule of the lenient reading
+/// holds: a missing, null or mistyped field reads as empty, strings are trimmed, empty list
+/// entries are dropped, and for a repeated key the last one counts (as in a JSON object read
+/// into a map). Nothing here fails on well-formed JSON.
+mod lenient {
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::StoredContact;
+
+    /// Implements every `Visitor` method but the given ones as "ignore the value and answer
+    /// `$empty`".
+    macro_rules! ignore_others {
+        ($empty:expr) => {
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok($empty)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok($empty)
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok($empty)
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok($empty)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok($empty)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok($empty)
+            }
+        };
+    }
+
+    fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    /// A string, untouched; anything else is `None`.
+    pub(super) struct Raw(pub(super) Option<String>);
+
+    impl<'de> Deserialize<'de> for Raw {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Raw;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Raw, E> {
+                    Ok(Raw(Some(v.to_owned())))
+                }
+                fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Raw, E> {
+                    Ok(Raw(Some(v)))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Raw, A::Error> {
+                    drain_seq(seq).map(|()| Raw(None))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Raw, A::Error> {
+                    drain_map(map).map(|()| Raw(None))
+                }
+                ignore_others!(Raw(None));
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// A string, trimmed; anything else is empty.
+    pub(super) struct Text(pub(super) String);
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Text;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                    Ok(Text(v.trim().to_owned()))
+                }
+                fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text, E> {
+                    if v.trim().len() == v.len() {
+                        Ok(Text(v))
+                    } else {
+                        Ok(Text(v.trim().to_owned()))
+                    }
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
+                    drain_seq(seq).map(|()| Text(String::new()))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
+                    drain_map(map).map(|()| Text(String::new()))
+                }
+                ignore_others!(Text(String::new()));
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// An array's non-empty trimmed strings (other entries dropped), allocated to fit;
+    /// anything but an array is empty. With `EMAILS`, the entries are `{"address": ..}`
+    /// objects and their addresses are taken.
+    pub(super) struct List<const EMAILS: bool>(pub(super) Vec<String>);
+
+    impl<'de, const EMAILS: bool> Deserialize<'de> for List<EMAILS> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<const EMAILS: bool>;
+            impl<'de, const EMAILS: bool> Visitor<'de> for V<EMAILS> {
+                type Value = List<EMAILS>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                    let mut out = Vec::new();
+                    loop {
+                        let entry = if EMAILS {
+                            match seq.next_element::<Address>()? {
+                                Some(a) => a.0,
+                                None => break,
+                            }
+                        } else {
+                            match seq.next_element::<Text>()? {
+                                Some(t) => t.0,
+                                None => break,
+                            }
+                        };
+                        if !entry.is_empty() {
+                            out.push(entry);
+                        }
+                    }
+                    out.shrink_to_fit();
+                    Ok(List(out))
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                    Ok(List(Vec::new()))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                    drain_map(map).map(|()| List(Vec::new()))
+                }
+                ignore_others!(List(Vec::new()));
+            }
+            d.deserialize_any(V::<EMAILS>)
+        }
+    }
+
+    /// The trimmed `address` of an `emailAddresses` entry; empty for anything else.
+    struct Address(String);
+
+    impl<'de> Deserialize<'de> for Address {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Address;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Address, A::Error> {
+                    let mut address = String::new();
+                    while let Some(key) = map.next_key::<Key>()? {
+                        if key == Key::Address {
+                            address = map.next_value::<Text>()?.0;
+                        } else {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(Address(address))
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Address, E> {
+                    Ok(Address(String::new()))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Address, A::Error> {
+                    drain_seq(seq).map(|()| Address(String::new()))
+                }
+                ignore_others!(Address(String::new()));
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// The object keys read; every other key is `Other` (and its value skipped).
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Key {
+        Id,
+        Removed,
+        DisplayName,
+        GivenName,
+        Surname,
+        CompanyName,
+        JobTitle,
+        BusinessPhones,
+        HomePhones,
+        MobilePhone,
+        EmailAddresses,
+        Address,
+        Value,
+        NextLink,
+        DeltaLink,
+        Other,
+    }
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object key")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+                    Ok(match v {
+                        "id" => Key::Id,
+                        "@removed" => Key::Removed,
+                        "displayName" => Key::DisplayName,
+                        "givenName" => Key::GivenName,
+                        "surname" => Key::Surname,
+                        "companyName" => Key::CompanyName,
+                        "jobTitle" => Key::JobTitle,
+                        "businessPhones" => Key::BusinessPhones,
+                        "homePhones" => Key::HomePhones,
+                        "mobilePhone" => Key::MobilePhone,
+                        "emailAddresses" => Key::EmailAddresses,
+                        "address" => Key::Address,
+                        "value" => Key::Value,
+                        "@odata.nextLink" => Key::NextLink,
+                        "@odata.deltaLink" => Key::DeltaLink,
+                        _ => Key::Other,
+                    })
+                }
+            }
+            d.deserialize_identifier(V)
+        }
+    }
+
+    /// One item of a contacts page (or a user): the contact when it has a string `id`, and
+    /// whether it carries `@removed` (whatever its value).
+    #[derive(Default)]
+    pub(super) struct DeltaItem {
+        pub(super) contact: Option<StoredContact>,
+        pub(super) removed: bool,
+    }
+
+    impl<'de> Deserialize<'de> for DeltaItem {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = DeltaItem;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DeltaItem, A::Error> {
+                    let mut id = None;
+                    let mut removed = false;
+                    let mut c = StoredContact::default();
+                    while let Some(key) = map.next_key::<Key>()? {
+                        match key {
+                            Key::Id => id = map.next_value::<Raw>()?.0,
+                            Key::Removed => {
+                                removed = true;
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                            Key::DisplayName => c.display_name = map.next_value::<Text>()?.0,
+                            Key::GivenName => c.given_name = map.next_value::<Text>()?.0,
+                            Key::Surname => c.surname = map.next_value::<Text>()?.0,
+                            Key::CompanyName => c.company = map.next_value::<Text>()?.0,
+                            Key::JobTitle => c.job_title = map.next_value::<Text>()?.0,
+                            Key::BusinessPhones => {
+                                c.business = map.next_value::<List<false>>()?.0;
+                            }
+                            Key::HomePhones => c.home = map.next_value::<List<false>>()?.0,
+                            Key::MobilePhone => {
+                                c.mobile =
+                                    Some(map.next_value::<Text>()?.0).filter(|m| !m.is_empty());
+                            }
+                            Key::EmailAddresses => c.emails = map.next_value::<List<true>>()?.0,
+                            _ => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    let contact = id.map(|id| StoredContact {
+                        id: if id.trim().len() == id.len() {
+                            id
+                        } else {
+                            id.trim().to_owned()
+                        },
+                        ..c
+                    });
+                    Ok(DeltaItem { contact, removed })
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<DeltaItem, E> {
+                    Ok(DeltaItem::default())
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DeltaItem, A::Error> {
+                    drain_seq(seq).map(|()| DeltaItem::default())
+                }
+                ignore_others!(DeltaItem::default());
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// A contacts delta page: `value` (`None` unless an array) and the links (`None` unless
+    /// strings).
+    #[derive(Default)]
+    pub(super) struct DeltaPage {
+        pub(super) value: Option<Vec<DeltaItem>>,
+        pub(super) next_link: Option<String>,
+        pub(super) delta_link: Option<String>,
+    }
+
+    /// `value`: the items of an array, `None` for anything else.
+    struct Items(Option<Vec<DeltaItem>>);
+
+    impl<'de> Deserialize<'de> for Items {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Items;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+                    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                    while let Some(item) = seq.next_element::<DeltaItem>()? {
+                        items.push(item);
+                    }
+                    Ok(Items(Some(items)))
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Items, E> {
+                    Ok(Items(None))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Items, A::Error> {
+                    drain_map(map).map(|()| Items(None))
+                }
+                ignore_others!(Items(None));
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for DeltaPage {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = DeltaPage;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DeltaPage, A::Error> {
+                    let mut page = DeltaPage::default();
+                    while let Some(key) = map.next_key::<Key>()? {
+                        match key {
+                            Key::Value => page.value = map.next_value::<Items>()?.0,
+                            Key::NextLink => page.next_link = map.next_value::<Raw>()?.0,
+                            Key::DeltaLink => page.delta_link = map.next_value::<Raw>()?.0,
+                            _ => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(page)
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<DeltaPage, E> {
+                    Ok(DeltaPage::default())
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DeltaPage, A::Error> {
+                    drain_seq(seq).map(|()| DeltaPage::default())
+                }
+                ignore_others!(DeltaPage::default());
+            }
+            d.deserialize_any(V)
+        }
     }
 }
+
+use lenient::{DeltaItem, DeltaPage};
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -569,6 +1106,347 @@ mod tests {
             }
         );
         assert_eq!(new.len(), 3);
+    }
+
+    /// A sync against a fresh emulator, signed in as Adele with directory read rights.
+    mod directory {
+        use super::*;
+        use ms365_emulator::tenant::{ADELE_UPN, ALEX_ID, LEE_ID, MEGAN_ID, MEGAN_UPN};
+        use ms365_emulator::{EmulatorConfig, EmulatorHandle};
+
+        struct Rig {
+            emu: EmulatorHandle,
+            graph: Graph,
+            token: SecretString,
+            limiter: Arc<Semaphore>,
+            policy: RetryPolicy,
+        }
+
+        impl Rig {
+            fn new() -> Rig {
+                let emu = EmulatorHandle::spawn(EmulatorConfig {
+                    contacts_per_user: 3,
+                    ..Default::default()
+                })
+                .unwrap();
+                let token = emu
+                    .control()
+                    .mint_access_token(
+                        ADELE_UPN,
+                        &emu.client_id(),
+                        &["User.Read", "User.Read.All", "Contacts.Read"],
+                        3600,
+                    )
+                    .unwrap();
+                Rig {
+                    graph: Graph::new(crate::http::client().unwrap(), &emu.graph_url()),
+                    emu,
+                    token: SecretString::from(token),
+                    limiter: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                    policy: RetryPolicy::default(),
+                }
+            }
+
+            async fn sync(&self, previous: &Mailbox, directory: bool) -> Mailbox {
+                let req = SyncRequest {
+                    graph: &self.graph,
+                    token: &self.token,
+                    directory,
+                    limiter: &self.limiter,
+                    policy: &self.policy,
+                    progress: Arc::new(|_| {}),
+                };
+                sync(&req, previous).await.expect("sync")
+            }
+
+            /// The `/users` and `/users/delta` requests since the last call, as `path?query`.
+            fn directory_requests(&self) -> Vec<String> {
+                let c = self.emu.control();
+                let out = c
+                    .requests()
+                    .into_iter()
+                    .filter(|r| r.path.contains("/users"))
+                    .map(|r| format!("{}?{}", r.path, r.query.unwrap_or_default()))
+                    .collect();
+                c.clear_requests();
+                out
+            }
+        }
+
+        fn only_delta_link_requests(reqs: &[String]) {
+            assert!(!reqs.is_empty());
+            for r in reqs {
+                assert!(r.contains("/users/delta?"), "{r}");
+                assert!(
+                    r.contains("deltatoken") || r.contains("skiptoken"),
+                    "a full read: {r}"
+                );
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn first_round_reads_every_colleague_and_keeps_the_link() {
+            let rig = Rig::new();
+            let m = rig.sync(&Mailbox::default(), true).await;
+            assert_eq!(m.colleagues.len(), 4);
+            let megan = &m.colleagues[MEGAN_ID];
+            assert_eq!(megan.display_name, "Megan Bowen");
+            assert_eq!(megan.business, ["+1 425 555 0109"]);
+            assert_eq!(megan.mobile.as_deref(), Some("+1 206 555 0144"));
+            assert_eq!(megan.emails, [MEGAN_UPN]);
+            assert!(
+                m.directory_delta_link
+                    .as_deref()
+                    .is_some_and(|l| l.contains("/users/delta?") && l.contains("deltatoken"))
+            );
+            let reqs = rig.directory_requests();
+            assert_eq!(reqs.len(), 1, "{reqs:?}");
+            assert!(reqs[0].contains("/users/delta?"), "{reqs:?}");
+            assert!(reqs[0].contains("select="), "{reqs:?}");
+            assert!(
+                !reqs[0].contains("top="),
+                "users delta does not support $top"
+            );
+
+            // Switching the directory off drops the colleagues and the link.
+            let off = rig.sync(&m, false).await;
+            assert!(off.colleagues.is_empty());
+            assert_eq!(off.directory_delta_link, None);
+            assert!(rig.directory_requests().is_empty());
+            // On again: a full round.
+            let on = rig.sync(&off, true).await;
+            assert_eq!(on.colleagues, m.colleagues);
+            let reqs = rig.directory_requests();
+            assert!(reqs.iter().all(|r| !r.contains("deltatoken")), "{reqs:?}");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn change_round_applies_changes_and_removals() {
+            let rig = Rig::new();
+            let first = rig.sync(&Mailbox::default(), true).await;
+            rig.directory_requests();
+            let c = rig.emu.control();
+            c.update_user(
+                MEGAN_UPN,
+                &serde_json::json!({"mobilePhone": "+1 206 555 0199"}),
+            )
+            .unwrap();
+            c.delete_user(ALEX_ID, false).unwrap();
+            c.delete_user(LEE_ID, true).unwrap();
+            let new_id = c
+                .add_user(&serde_json::json!({
+                    "userPrincipalName": "nestor.wilke@contoso.example",
+                    "displayName": "Nestor Wilke",
+                    "businessPhones": ["+49 89 2030405-300"],
+                }))
+                .unwrap();
+
+            let second = rig.sync(&first, true).await;
+            only_delta_link_requests(&rig.directory_requests());
+            let ids: Vec<&str> = second.colleagues.keys().map(String::as_str).collect();
+            let mut want = vec![ms365_emulator::tenant::ADELE_ID, MEGAN_ID, new_id.as_str()];
+            want.sort_unstable();
+            assert_eq!(ids, want);
+            assert_eq!(
+                second.colleagues[MEGAN_ID].mobile.as_deref(),
+                Some("+1 206 555 0199")
+            );
+            assert_eq!(second.colleagues[&new_id].business, ["+49 89 2030405-300"]);
+            assert_ne!(second.directory_delta_link, first.directory_delta_link);
+            // The same as a full read.
+            let full = rig.sync(&Mailbox::default(), true).await;
+            assert_eq!(full.colleagues, second.colleagues);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn expired_link_reads_the_directory_in_full() {
+            let rig = Rig::new();
+            let mut first = rig.sync(&Mailbox::default(), true).await;
+            // A colleague the directory no longer has, kept only in the old state: a full
+            // round must not keep it.
+            first.colleagues.insert(
+                "stale".into(),
+                StoredContact {
+                    id: "stale".into(),
+                    display_name: "Gone Person".into(),
+                    ..Default::default()
+                },
+            );
+            rig.directory_requests();
+            let c = rig.emu.control();
+            c.update_user(MEGAN_UPN, &serde_json::json!({"displayName": "Megan B."}))
+                .unwrap();
+            c.expire_directory_delta_tokens();
+
+            let second = rig.sync(&first, true).await;
+            let reqs = rig.directory_requests();
+            assert_eq!(reqs.len(), 2, "{reqs:?}");
+            assert!(reqs[0].contains("deltatoken"), "{reqs:?}");
+            assert!(!reqs[1].contains("deltatoken"), "{reqs:?}");
+            assert_eq!(second.colleagues.len(), 4);
+            assert!(!second.colleagues.contains_key("stale"));
+            assert_eq!(second.colleagues[MEGAN_ID].display_name, "Megan B.");
+            assert!(second.directory_delta_link.is_some());
+
+            // A failing full round changes nothing: the sync fails as a whole.
+            c.expire_directory_delta_tokens();
+            // The deltaLink answers syncStateNotFound; the full round's first page fails.
+            c.inject_fault(ms365_emulator::FaultRule {
+                path_prefix: "/v1.0/users/delta?$select".into(),
+                method: None,
+                count: 1,
+                fault: ms365_emulator::Fault::Status {
+                    status: 404,
+                    retry_after: None,
+                },
+            })
+            .unwrap();
+            let req = SyncRequest {
+                graph: &rig.graph,
+                token: &rig.token,
+                directory: true,
+                limiter: &rig.limiter,
+                policy: &rig.policy,
+                progress: Arc::new(|_| {}),
+            };
+            assert!(sync(&req, &second).await.is_err());
+            let reqs = rig.directory_requests();
+            assert_eq!(reqs.len(), 2, "{reqs:?}");
+            assert!(reqs[1].contains("select="), "{reqs:?}");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn full_round_follows_next_links() {
+            let rig = Rig::new();
+            let c = rig.emu.control();
+            for n in 0..MAX_USERS_PAGE {
+                c.add_user(&serde_json::json!({
+                    "userPrincipalName": format!("user{n}@contoso.example"),
+                    "displayName": format!("User {n}"),
+                }))
+                .unwrap();
+            }
+            let m = rig.sync(&Mailbox::default(), true).await;
+            assert_eq!(m.colleagues.len(), 4 + MAX_USERS_PAGE as usize);
+            let reqs = rig.directory_requests();
+            assert_eq!(reqs.len(), 2, "{reqs:?}");
+            assert!(reqs[1].contains("skiptoken"), "{reqs:?}");
+        }
+    }
+
+    #[test]
+    fn old_snapshots_load_without_a_directory_link() {
+        let old = r#"{"upn":"a@b","folders":{},"colleagues":{},"last_sync":null}"#;
+        let m: Mailbox = serde_json::from_str(old).unwrap();
+        assert_eq!(m.directory_delta_link, None);
+    }
+
+    #[test]
+    fn users_pages_remove_and_replace() {
+        let mut colleagues = BTreeMap::new();
+        let page = serde_json::json!({"value": [
+            {"id": "u1", "displayName": "One", "mail": " one@contoso.example ", "mobilePhone": "0170 1"},
+            {"id": "u2", "displayName": "Two", "mail": null},
+            {"displayName": "no id"},
+        ]});
+        assert_eq!(apply_users_page(&page, &mut colleagues).unwrap(), 3);
+        assert_eq!(colleagues["u1"].emails, ["one@contoso.example"]);
+        assert!(colleagues["u2"].emails.is_empty());
+        let page = serde_json::json!({"value": [
+            {"id": "u1", "@removed": {"reason": "changed"}},
+            {"id": "u2", "@removed": {"reason": "deleted"}},
+            {"id": "u3", "displayName": "Three"},
+        ]});
+        apply_users_page(&page, &mut colleagues).unwrap();
+        assert_eq!(colleagues.keys().collect::<Vec<_>>(), ["u3"]);
+        assert!(apply_users_page(&serde_json::json!({}), &mut colleagues).is_err());
+    }
+
+    #[test]
+    fn pages_read_from_bytes_and_from_values_agree() {
+        let body = br#"{"@odata.context":"x","value":[
+            {"id":" c1 ","displayName":"  Anna  ","businessPhones":["089 1", " ", 7],
+             "emailAddresses":[{"address":" a@x.example ","name":"A"},"bad",{"address":null}],
+             "givenName":{"nested":[1,2]},"surname":"First","surname":"Last"},
+            {"id":"c2","@removed":{"reason":"deleted"}},
+            {"id":"c3","@removed":null},
+            {"id":5,"displayName":"no string id"},
+            42, "text", null, [1],
+            {"id":"c4","mobilePhone":"  ","homePhones":"x","jobTitle":true}
+        ],"@odata.nextLink":"http://127.0.0.1/next","@odata.deltaLink":17}"#;
+        let seeded = || {
+            ["c2", "c3", "c9"]
+                .map(|id| {
+                    let c = StoredContact {
+                        id: id.into(),
+                        ..Default::default()
+                    };
+                    (id.to_owned(), c)
+                })
+                .into_iter()
+                .collect::<BTreeMap<_, _>>()
+        };
+        let page: DeltaPage = serde_json::from_slice(body).unwrap();
+        assert_eq!(page.next_link.as_deref(), Some("http://127.0.0.1/next"));
+        assert_eq!(page.delta_link, None);
+        let mut typed = seeded();
+        assert_eq!(apply_items(page.value, &mut typed), Ok(9));
+        let mut via_value = seeded();
+        let value: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(apply_delta_page(&value, &mut via_value), Ok(9));
+        assert_eq!(typed, via_value);
+        assert_eq!(typed.keys().collect::<Vec<_>>(), ["c1", "c4", "c9"]);
+        let c1 = &typed["c1"];
+        assert_eq!(c1.id, "c1");
+        assert_eq!(c1.display_name, "Anna");
+        assert_eq!(c1.given_name, "");
+        assert_eq!(c1.surname, "Last", "the last of repeated keys counts");
+        assert_eq!(c1.business, ["089 1"]);
+        assert_eq!(c1.emails, ["a@x.example"]);
+        let c4 = &typed["c4"];
+        assert_eq!((c4.mobile.clone(), c4.home.len()), (None, 0));
+        assert_eq!(c4.job_title, "");
+
+        for bad in [&br#"{"value":{"id":"c1"}}"#[..], b"[1,2]", b"null", b"{}"] {
+            let page: DeltaPage = serde_json::from_slice(bad).unwrap();
+            assert!(apply_items(page.value, &mut BTreeMap::new()).is_err());
+        }
+        assert!(serde_json::from_slice::<DeltaPage>(b"{\"value\":[").is_err());
+    }
+
+    #[test]
+    fn a_full_round_built_in_one_go_matches_applying_in_order() {
+        let c = |id: &str, name: &str| StoredContact {
+            id: id.into(),
+            display_name: name.into(),
+            ..Default::default()
+        };
+        let ops = vec![
+            ("b".to_owned(), Some(c("b", "B1"))),
+            ("a".to_owned(), Some(c("a", "A"))),
+            ("b".to_owned(), None),
+            ("c".to_owned(), None),
+            ("d".to_owned(), None),
+            ("d".to_owned(), Some(c("d", "D"))),
+            ("b".to_owned(), Some(c("b", "B2"))),
+            ("e".to_owned(), Some(c("e", "E1"))),
+            ("e".to_owned(), Some(c("e", "E2"))),
+        ];
+        let mut in_order = BTreeMap::new();
+        for (id, contact) in ops.clone() {
+            match contact {
+                Some(contact) => {
+                    in_order.insert(id, contact);
+                }
+                None => {
+                    in_order.remove(&id);
+                }
+            }
+        }
+        assert_eq!(bulk_apply(ops), in_order);
+        assert_eq!(in_order.keys().collect::<Vec<_>>(), ["a", "b", "d", "e"]);
+        assert_eq!(in_order["b"].display_name, "B2");
+        assert_eq!(in_order["e"].display_name, "E2");
     }
 
     #[test]
