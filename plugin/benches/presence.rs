@@ -101,6 +101,7 @@ fn rig(emu: &EmulatorHandle, poll: Duration) -> Rig {
         initial: ContactStatus::ONLINE,
         cancel: cancel.clone(),
         on_read: Box::new(|_, _| {}),
+        refresh_now: Default::default(),
     };
     runtime.spawn(run_with(parts, Timing::default()));
     Rig {

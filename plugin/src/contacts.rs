@@ -32,6 +32,9 @@ pub const SYNC_PROGRESS_OP: &str = "sync.progress";
 /// A caller unknown when the call was answered is looked up again for this long.
 pub const LATE_CALLER_WINDOW: Duration = Duration::from_secs(60);
 const MAX_PENDING_CALLS: usize = 64;
+/// Longest call id or number remembered for a late caller (longer ones are not remembered:
+/// they are bad input, and 64 of them must not hold megabytes).
+const MAX_PENDING_FIELD: usize = 256;
 
 /// Calls still waiting for a name.
 #[derive(Default)]
@@ -40,7 +43,11 @@ pub struct PendingCalls(Mutex<VecDeque<(String, String, Instant)>>);
 impl PendingCalls {
     /// Remembers an unanswered call.
     pub fn push(&self, call_id: &str, number: &str) {
-        if call_id.is_empty() || number.trim().is_empty() || number.len() > 256 {
+        if call_id.is_empty()
+            || call_id.len() > MAX_PENDING_FIELD
+            || number.trim().is_empty()
+            || number.len() > MAX_PENDING_FIELD
+        {
             return;
         }
         let mut q = self
@@ -114,13 +121,27 @@ pub(crate) async fn install(core: &Arc<Core>, mailbox: Mailbox) {
     let for_index = mailbox.clone();
     let index = tokio::task::spawn_blocking(move || build_index(&for_index, &region)).await;
     let Ok(index) = index else { return };
-    core.directory.replace(index);
+    // Held so that no host call frees the old index (see `retire`).
+    let old = core.directory.replace(index);
     {
         let mut inner = core.lock();
         inner.mailbox = mailbox;
         core.report(&mut inner);
     }
     resolve_late_callers(core);
+    tokio::spawn(retire(old));
+}
+
+/// Frees a replaced index here, not on a host thread: a lookup or search that took the old
+/// index just before the swap would otherwise drop the last reference and pay for freeing
+/// every contact (milliseconds for tens of thousands) inside the host's call. Waits (bounded)
+/// until those calls are done, then frees it on a blocking thread.
+async fn retire(old: Arc<Index>) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(old)).await;
 }
 
 /// Tells the host about callers that became known (within the window).
@@ -199,8 +220,11 @@ pub(crate) async fn run_loop(core: Arc<Core>, mut parts: LoopParts) {
                 core.host.warn("sync", &format!("contact sync failed: {e}"));
                 {
                     let mut inner = core.lock();
-                    inner.last_error = Some(format!("contact sync failed: {e}"));
-                    core.report(&mut inner);
+                    // Signed out meanwhile (a refused refresh): the state keeps saying why.
+                    if inner.account.is_some() {
+                        inner.last_error = Some(format!("contact sync failed: {e}"));
+                        core.report(&mut inner);
+                    }
                 }
                 // Retry sooner than the interval after a failure.
                 next = tokio::time::Instant::now() + interval.min(Duration::from_secs(60));
@@ -317,16 +341,16 @@ fn current_token(tokens: &TokenCell) -> Option<SecretString> {
         .map(|t| SecretString::from(t.access.expose_secret().to_owned()))
 }
 
-/// Asks the refresher for a new token and waits (bounded) until one differs from `old`.
+/// Asks the refresher for a new token and waits (bounded) until one differs from `old`, or
+/// until there is none (the refresh was refused: sign-in required).
 async fn wait_for_new_token(parts: &LoopParts, old: &SecretString) {
     parts.refresh_now.notify_one();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Some(t) = current_token(&parts.tokens)
-            && t.expose_secret() != old.expose_secret()
-        {
-            return;
+        match current_token(&parts.tokens) {
+            Some(t) if t.expose_secret() == old.expose_secret() => {}
+            _ => return,
         }
     }
 }

@@ -1251,17 +1251,18 @@ impl Directory {
             .clone()
     }
 
-    /// Replaces the whole index at once (the old one is freed when its last reader is done).
-    pub fn replace(&self, index: Index) {
+    /// Replaces the whole index at once and returns the old one (freed when its last holder is
+    /// done; a caller that must not free it on its own thread keeps it, see
+    /// `contacts::install`).
+    pub fn replace(&self, index: Index) -> Arc<Index> {
         let index = Arc::new(index);
-        let old = std::mem::replace(
+        std::mem::replace(
             &mut *self
                 .current
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
             index,
-        );
-        drop(old);
+        )
     }
 
     /// Who is calling from `number`, if a contact has it; see the module documentation.

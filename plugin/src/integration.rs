@@ -276,6 +276,11 @@ impl Ms365Integration {
                 inner = core.lock_live()?;
             }
         }
+        if previous.directory && !inner.settings.directory {
+            // Colleagues are not wanted any more: they stop answering calls now, not at the
+            // next sync.
+            session::drop_colleagues(core, &mut inner);
+        }
         if !previous.directory && inner.settings.directory && inner.auth == AuthPhase::Active {
             // Colleagues' phones need User.Read.All: ask for consent now.
             inner.generation += 1;
@@ -629,6 +634,7 @@ impl Core {
             statuses,
             initial: inner.contact_status,
             cancel: engine.runtime().cancel_token(),
+            refresh_now: engine.refresh_now.clone(),
             on_read: Box::new(move |availability: &str, activity: &str| {
                 let mut inner = core.lock();
                 let read = Some((availability.to_owned(), activity.to_owned()));

@@ -181,6 +181,9 @@ pub fn normalize(raw: &str, region: &str) -> Option<String> {
 /// assert_eq!(parse("**21#", "DE"), None);
 /// ```
 pub fn parse(raw: &str, region: &str) -> Option<Parsed> {
+    if let Some(parsed) = literal_international(raw) {
+        return Some(parsed);
+    }
     let Cleaned {
         number,
         uri_extension,
@@ -445,6 +448,32 @@ pub fn reads_literally(country_code: u16) -> bool {
     LITERAL_COUNTRY_CODES.contains(&country_code)
 }
 
+/// What the library answers for a plain international number of a country it reads literally
+/// (see [`LITERAL_COUNTRY_CODES`]) whose national significant number does not start with `0`
+/// and has 7 to 12 digits, built without running the parser: the same E.164 form and the same
+/// country code and national number (all that validation looks at).
+fn literal_international(raw: &str) -> Option<Parsed> {
+    let e164 = plain_international(raw)?;
+    let digits = &e164[1..];
+    let cc_len = country_code_len(digits)?;
+    let (cc, nsn) = digits.split_at(cc_len);
+    let country_code: u16 = cc.parse().ok()?;
+    if !reads_literally(country_code) || nsn.starts_with('0') || !(7..=12).contains(&nsn.len()) {
+        return None;
+    }
+    let number = rlibphonenumber::PhoneNumber {
+        country_code: i32::from(country_code),
+        national_number: nsn.parse().ok()?,
+        ..Default::default()
+    };
+    Some(Parsed {
+        e164,
+        country_code,
+        extension: None,
+        number,
+    })
+}
+
 /// Length of the country calling code at the start of E.164 digits (`49891234567` → 2);
 /// `None` when no assigned code starts them. Calling codes are prefix-free, so at most one fits.
 ///
@@ -508,7 +537,9 @@ fn clean(raw: &str) -> Option<Cleaned<'_>> {
     let uri_extension = parts
         .filter_map(|p| {
             let p = p.trim();
-            (p.len() > 4 && p[..4].eq_ignore_ascii_case("ext=")).then(|| &p[4..])
+            // Compared as bytes: a parameter may start with a multi-byte character, and byte 4
+            // is a character boundary only once the first four bytes are ASCII `ext=`.
+            (p.len() > 4 && p.as_bytes()[..4].eq_ignore_ascii_case(b"ext=")).then(|| &p[4..])
         })
         .find(|e| e.len() <= 16 && e.bytes().all(|b| b.is_ascii_digit()));
     if number.is_empty()
@@ -569,10 +600,16 @@ mod tests {
                     for ending in ["3141592653", "2718281828"] {
                         let nsn = format!("{start}{}", &ending[..len - 4]);
                         let e164 = format!("+{cc}{nsn}");
-                        if let Some(p) = library_parse(&e164, None)
+                        let library = library_parse(&e164, None);
+                        if let Some(p) = &library
                             && p.e164 != e164
                         {
                             failures.push(format!("{e164} → {}", p.e164));
+                        }
+                        let direct = literal_international(&e164);
+                        let reading = |p: &Parsed| (p.e164.clone(), p.country_code, p.is_valid());
+                        if direct.as_ref().map(reading) != library.as_ref().map(reading) {
+                            failures.push(format!("{e164}: read directly as {direct:?}"));
                         }
                         let Some(rule) = &rule else { continue };
                         let national = format!("{}{nsn}", rule.trunk);

@@ -62,6 +62,11 @@ pub(crate) struct PresenceTask {
 
 /// How long the clean exit of presence sync may take before the runtime stops.
 pub const PRESENCE_EXIT_LIMIT: Duration = Duration::from_secs(2);
+/// Of a stop deadline, the part kept for stopping the runtime (joining its threads) and for
+/// the host's own work after presence sync's clean exit; the clean exit may use the rest (1.3 s
+/// of the host's 2 s: against a server that never answers it would otherwise use its whole
+/// budget and leave the 2 s bound almost no margin).
+const RUNTIME_STOP_SHARE: Duration = Duration::from_millis(700);
 
 impl PresenceTask {
     /// Starts presence sync on the engine's runtime; `statuses` feeds the receiver in `parts`.
@@ -88,11 +93,18 @@ impl PresenceTask {
     /// Stops it and waits (bounded) until Teams is cleared. From a host thread only, never
     /// from a task of the runtime.
     pub(crate) fn stop_and_wait(self) {
+        self.stop_and_wait_at_most(PRESENCE_EXIT_LIMIT);
+    }
+
+    /// [`stop_and_wait`](Self::stop_and_wait), waiting at most `limit` (and never more than
+    /// [`PRESENCE_EXIT_LIMIT`]).
+    pub(crate) fn stop_and_wait_at_most(self, limit: Duration) {
         self.cancel.cancel();
         let handle = self.handle;
+        let limit = limit.min(PRESENCE_EXIT_LIMIT);
         let _ = self
             .runtime
-            .block_on(async move { tokio::time::timeout(PRESENCE_EXIT_LIMIT, handle).await });
+            .block_on(async move { tokio::time::timeout(limit, handle).await });
     }
 }
 
@@ -116,16 +128,20 @@ impl Engine {
         })
     }
 
-    /// Stops everything within `deadline`: presence sync first clears what it set in Teams
-    /// (its requests need the runtime), then the runtime stops.
+    /// Stops everything within `deadline` in all (requests in flight are dropped, whatever the
+    /// server does): presence sync first clears what it set in Teams (its requests need the
+    /// runtime), using the deadline but [`RUNTIME_STOP_SHARE`]; then the runtime stops and its
+    /// threads are joined in the time left (at least that share).
     pub fn stop(mut self, deadline: Duration) {
+        let until = Instant::now() + deadline;
         if let Some(presence) = self.presence.take() {
-            presence.stop_and_wait();
+            presence.stop_and_wait_at_most(deadline.saturating_sub(RUNTIME_STOP_SHARE));
         }
         if let Some(s) = &self.session {
             s.cancel();
         }
-        self.runtime.stop(deadline);
+        let left = until.saturating_duration_since(Instant::now());
+        self.runtime.stop(left.max(RUNTIME_STOP_SHARE));
     }
 
     /// The runtime, for spawning.
@@ -238,6 +254,19 @@ pub(crate) fn rebuild_index(core: &Arc<Core>, inner: &Inner) {
     engine.runtime.spawn(async move {
         crate::contacts::install(&core, mailbox).await;
     });
+}
+
+/// Drops the colleagues and the directory's delta link from the synced data and rebuilds the
+/// index without them (the `directory` setting was switched off).
+pub(crate) fn drop_colleagues(core: &Arc<Core>, inner: &mut Inner) {
+    if inner.mailbox.colleagues.is_empty() && inner.mailbox.directory_delta_link.is_none() {
+        return;
+    }
+    let mut mailbox = (*inner.mailbox).clone();
+    mailbox.colleagues.clear();
+    mailbox.directory_delta_link = None;
+    inner.mailbox = Arc::new(mailbox);
+    rebuild_index(core, inner);
 }
 
 /// Deletes the remembered sign-in (remember_login switched off, or sign-out).

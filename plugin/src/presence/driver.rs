@@ -10,19 +10,20 @@
 //!   time-outs and broken connections pause with exponential back-off and jitter (1 s
 //!   doubling up to 60 s). Statuses keep arriving during a pause; after it the machine's
 //!   difference between desired and confirmed state is written: the latest state wins, with
-//!   no burst of stale writes and no lost update. 401 waits for the next poll (the sign-in's
-//!   refresher renews the token).
+//!   no burst of stale writes and no lost update. 401 wakes the sign-in's refresher and waits
+//!   for the next poll (the refresher renews the token meanwhile).
 //! - The access token is read from the shared cell for every request and never logged.
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use host_api::ContactStatus;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +71,8 @@ pub struct PresenceParts {
     pub cancel: CancellationToken,
     /// Called with `availability`, `activity` after every successful read.
     pub on_read: OnRead,
+    /// Wakes the sign-in's refresher at once: Graph refused the access token (401).
+    pub refresh_now: Arc<Notify>,
 }
 
 /// Expiries, renewal times and back-off. [`Timing::default`] holds the product values (see the
@@ -158,6 +161,23 @@ struct OutOfOffice {
     is_out_of_office: Option<bool>,
 }
 
+/// The body of `GET /users/{id}/presence`, as the poll reads it: `availability`, `activity`
+/// (empty when missing or null) and `outOfOfficeSettings.isOutOfOffice` (false when missing).
+/// Anything but a JSON object whose fields have the right types is malformed. Public for the
+/// fuzz targets.
+#[doc(hidden)]
+pub fn parse_presence(body: &[u8]) -> Result<(String, String, bool), GraphError> {
+    let p: Presence = serde_json::from_slice(body)
+        .map_err(|e| GraphError::Malformed(format!("presence: {e}")))?;
+    Ok((
+        p.availability.unwrap_or_default(),
+        p.activity.unwrap_or_default(),
+        p.out_of_office_settings
+            .and_then(|o| o.is_out_of_office)
+            .unwrap_or(false),
+    ))
+}
+
 /// A token and the `sessionId` that goes with it.
 struct Credentials {
     token: SecretString,
@@ -189,7 +209,7 @@ impl Api {
     }
 
     /// `GET /users/{id}/presence`.
-    async fn read(&self, token: &SecretString) -> Result<Presence, GraphError> {
+    async fn read(&self, token: &SecretString) -> Result<(String, String, bool), GraphError> {
         let url = format!("{}/users/{}/presence", self.base, self.user_id);
         let response = self
             .http
@@ -199,7 +219,7 @@ impl Api {
             .await
             .map_err(|e| GraphError::Network(crate::http::describe(&e)))?;
         let body = crate::graph::read(response).await?;
-        serde_json::from_slice(&body).map_err(|e| GraphError::Malformed(format!("presence: {e}")))
+        parse_presence(&body)
     }
 
     /// `POST /users/{id}/presence/<action>`.
@@ -272,7 +292,7 @@ fn write_outcome(write: &TeamsWrite, result: &Result<(), GraphError>) -> WriteOu
 enum Pause {
     /// Nothing: the failure is final, the loop goes on.
     None,
-    /// The next poll (401: the refresher renews the token meanwhile).
+    /// The next poll (401: the refresher is woken and renews the token meanwhile).
     Poll,
     /// `Retry-After` when given, else exponential back-off.
     Backoff(Option<Duration>),
@@ -306,6 +326,7 @@ struct Driver {
     statuses_open: bool,
     cancel: CancellationToken,
     on_read: OnRead,
+    refresh_now: Arc<Notify>,
     poll: Duration,
     timing: Timing,
     machine: PresenceMachine,
@@ -333,6 +354,7 @@ impl Driver {
             statuses_open: true,
             cancel: parts.cancel,
             on_read: parts.on_read,
+            refresh_now: parts.refresh_now,
             poll: parts.poll.max(Duration::from_millis(50)),
             timing,
             machine: PresenceMachine::new(),
@@ -527,7 +549,12 @@ impl Driver {
     fn pause(&mut self, pause: Pause) {
         let wait = match pause {
             Pause::None => return,
-            Pause::Poll => self.poll,
+            Pause::Poll => {
+                // A token refused before its expiry (revoked, or expired early): renew it now,
+                // not when it was due (which may be an hour away).
+                self.refresh_now.notify_one();
+                self.poll
+            }
             Pause::Backoff(after) => {
                 self.failures = self.failures.saturating_add(1);
                 after.map_or_else(
@@ -563,14 +590,8 @@ impl Driver {
         }
     }
 
-    fn apply(&mut self, presence: Presence) {
+    fn apply(&mut self, (availability, activity, out_of_office): (String, String, bool)) {
         self.failures = 0;
-        let availability = presence.availability.unwrap_or_default();
-        let activity = presence.activity.unwrap_or_default();
-        let out_of_office = presence
-            .out_of_office_settings
-            .and_then(|o| o.is_out_of_office)
-            .unwrap_or(false);
         (self.on_read)(&availability, &activity);
         self.log_unlisted(&availability, &activity, out_of_office);
         if let Some(status) = self

@@ -112,6 +112,7 @@ impl Rig {
             initial,
             cancel: cancel.clone(),
             on_read: Box::new(move |_, _| *counter.lock().unwrap() += 1),
+            refresh_now: Default::default(),
         };
         let task = tokio::spawn(run_with(parts, timing));
         Rig {
