@@ -26,6 +26,8 @@ pub mod demo;
 pub mod errors;
 #[cfg(test)]
 mod fake;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host_impl;
 pub mod human;
 pub mod json;

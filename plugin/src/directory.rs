@@ -277,6 +277,18 @@ fn e164_value(e164: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The digits of a number that are its own for rule 3: without the country code `cc` (0: none)
+/// when they are E.164 digits. A number with fewer than 8 of its own then has no last 8 digits:
+/// `1234567` in Germany is +49 1234567, and the `9` of its country code must not make it match
+/// +49 89 1234567 (found by the `phone_lookup` fuzz target).
+fn own_digits(digits: &str, cc: u16) -> &[u8] {
+    let cc_len = match cc {
+        0 => 0,
+        cc => cc.to_string().len(),
+    };
+    digits.as_bytes().get(cc_len..).unwrap_or_default()
+}
+
 /// The last 8 digits of a digit string, as a number.
 fn last8_of(digits: &[u8]) -> Option<u32> {
     let tail = digits.get(digits.len().checked_sub(8)?..)?;
@@ -370,7 +382,11 @@ impl Index {
                         .unwrap_or_default(),
                 };
                 num_digits.push(dig_text.len() as u32);
-                if let Some(key) = last8_of(digits.as_bytes()) {
+                let cc = match (&parsed, value) {
+                    (Some(p), Some(_)) => p.country_code,
+                    _ => 0,
+                };
+                if let Some(key) = last8_of(own_digits(&digits, cc)) {
                     last8.push((key, slot));
                 }
                 dig_text.extend_from_slice(digits.as_bytes());
@@ -711,7 +727,7 @@ impl Index {
                 Some(p) => (p.e164[1..].to_owned(), p.country_code),
                 None => (digits, 0),
             };
-            if let Some(slot) = self.by_last8(digits.as_bytes(), cc) {
+            if let Some(slot) = self.by_last8(own_digits(&digits, cc), cc) {
                 if forms
                     .iter()
                     .any(|f| f.parsed().is_some_and(phone::Parsed::is_valid))

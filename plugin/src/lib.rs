@@ -29,6 +29,8 @@ pub mod contacts;
 pub mod directory;
 pub mod faults;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod host;
 pub mod http;
