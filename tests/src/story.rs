@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ms365_emulator::{EmulatorConfig, EmulatorHandle, tenant::ADELE_UPN};
+use ms365_emulator::{EmulatorConfig, EmulatorHandle, RequestLogEntry, tenant::ADELE_UPN};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -183,4 +183,35 @@ impl Story {
         host.send_ok(context_op());
         self.host = host;
     }
+}
+
+/// The emulator's request log, one line per request (method, path, query, status, fault,
+/// time), for assertion messages.
+pub fn show(log: &[RequestLogEntry]) -> String {
+    log.iter()
+        .map(|e| {
+            format!(
+                "{} {}?{} -> {:?} {:?} @{}",
+                e.method,
+                e.path,
+                e.query.as_deref().unwrap_or(""),
+                e.status,
+                e.fault,
+                e.time
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The threads of `pid` named `name` (Linux: `/proc/<pid>/task/*/comm`; 0 elsewhere).
+pub fn threads_named(pid: u32, name: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
 }

@@ -16,7 +16,8 @@ use std::{
 };
 
 use contact_ms365_e2e::{
-    PluginsDir, ScriptHost, build_workspace_artifacts, dylib_file_name, percent_decode, temp_dir,
+    PluginsDir, ScriptHost, build_workspace_artifacts, dylib_file_name, percent_decode,
+    story::show, temp_dir,
 };
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle, Fault, FaultRule, RequestLogEntry,
@@ -333,23 +334,6 @@ fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn show(log: &[RequestLogEntry]) -> String {
-    log.iter()
-        .map(|e| {
-            format!(
-                "{} {}?{} -> {:?} {:?} @{}",
-                e.method,
-                e.path,
-                e.query.as_deref().unwrap_or(""),
-                e.status,
-                e.fault,
-                e.time
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 // ------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ use std::{
 
 use contact_ms365_e2e::{
     ScriptHostBuilder,
-    story::{self, GUARD, Story},
+    story::{self, GUARD, Story, show},
 };
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle, Fault, FaultRule, RequestLogEntry,
@@ -156,23 +156,6 @@ fn on_prefix<'a>(log: &'a [RequestLogEntry], prefix: &str) -> Vec<&'a RequestLog
 
 fn statuses(entries: &[&RequestLogEntry]) -> Vec<Option<u16>> {
     entries.iter().map(|e| e.status).collect()
-}
-
-fn show(log: &[RequestLogEntry]) -> String {
-    log.iter()
-        .map(|e| {
-            format!(
-                "{} {}?{} -> {:?} {:?} @{}",
-                e.method,
-                e.path,
-                e.query.as_deref().unwrap_or(""),
-                e.status,
-                e.fault,
-                e.time
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn is_refresh(e: &RequestLogEntry) -> bool {

@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use contact_ms365_e2e::{PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts};
+use contact_ms365_e2e::{
+    PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts, story::threads_named,
+};
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle,
     tenant::{ADELE_UPN, HOST_CLIENT_ID},
@@ -230,19 +232,6 @@ fn a_panicking_entry_point_answers_plugin_error_and_the_host_lives_on() {
         "the panic is logged:\n{}",
         host.stderr()
     );
-}
-
-/// The threads of `pid` named `name` (Linux: `/proc/<pid>/task/*/comm`).
-#[cfg(target_os = "linux")]
-fn threads_named(pid: u32, name: &str) -> usize {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end() == name)
-        .count()
 }
 
 /// Polls (bounded) until the plugin thread count of `pid` satisfies `ok`; returns it.

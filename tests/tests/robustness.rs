@@ -21,7 +21,7 @@ use std::{
 
 use contact_ms365_e2e::{
     ScriptHost,
-    story::{self, GUARD, Story},
+    story::{self, GUARD, Story, threads_named},
 };
 use ms365_emulator::{EmulatorHandle, tenant::ADELE_UPN};
 use serde_json::{Value, json};
@@ -164,19 +164,6 @@ fn pump(
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// The threads of `pid` named `name` (Linux: `/proc/<pid>/task/*/comm`).
-#[cfg(target_os = "linux")]
-fn threads_named(pid: u32, name: &str) -> usize {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end() == name)
-        .count()
-}
 
 /// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
 #[cfg(target_os = "linux")]
