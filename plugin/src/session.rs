@@ -741,9 +741,14 @@ fn needs_sign_in(core: &Arc<Core>, config: &Config, reason: String) {
     core.report(&mut inner);
 }
 
+/// Shortest time between a renewal and one forced by a 401 (at most 6 a minute, whatever the
+/// presence poll rate).
+const MIN_FORCED_RENEWAL_GAP: Duration = Duration::from_secs(10);
+
 /// Refreshes the access token before it expires, for as long as the session lives.
 async fn keep_fresh(core: &Arc<Core>, config: &Config) {
     let mut backoff = Duration::from_secs(5);
+    let mut last_renewal: Option<Instant> = None;
     loop {
         let (due, source, refresh) = {
             let tokens = lock(&config.tokens);
@@ -762,9 +767,17 @@ async fn keep_fresh(core: &Arc<Core>, config: &Config) {
             .as_ref()
             .map(|e| e.refresh_now.clone())
             .unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep_until(due.into()) => {}
-            _ = refresh_now.notified() => {}
+        let woken = tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => false,
+            _ = refresh_now.notified() => true,
+        };
+        // Woken by a 401 right after a renewal: Graph refuses fresh tokens for another reason
+        // (or several requests saw the old one); never renew at the rate of the 401s.
+        if let Some(earliest) = last_renewal
+            .map(|at| at + MIN_FORCED_RENEWAL_GAP)
+            .filter(|&earliest| woken && Instant::now() < earliest)
+        {
+            tokio::time::sleep_until(earliest.min(due).into()).await;
         }
         let renewed = match (&source, refresh) {
             (TokenSource::Own, Some(refresh)) => {
@@ -804,6 +817,7 @@ async fn keep_fresh(core: &Arc<Core>, config: &Config) {
         match renewed {
             Ok((granted, source)) => {
                 backoff = Duration::from_secs(5);
+                last_renewal = Some(Instant::now());
                 let rotated = granted
                     .refresh
                     .as_ref()

@@ -23,7 +23,10 @@ use contact_ms365_e2e::{
     ScriptHost,
     story::{self, GUARD, Story, threads_named},
 };
-use ms365_emulator::{EmulatorHandle, tenant::ADELE_UPN};
+use ms365_emulator::{
+    EmulatorHandle, Fault, FaultRule,
+    tenant::{ADELE_ID, ADELE_UPN},
+};
 use serde_json::{Value, json};
 
 /// The product's bound on switching off and on quitting.
@@ -762,5 +765,39 @@ fn a_401_on_a_presence_poll_renews_the_token_at_once() {
     }
     let state = story::state(&mut s.host);
     assert_eq!(state["microsoft_integration"], "active", "{state}");
+
+    // Graph now refuses every presence read (401), also with fresh tokens: the plugin renews
+    // at most once per 10 s, not at the rate of its polls. Watched for 3 s of 200 ms polls; a
+    // slow machine can only make fewer requests.
+    let control = s.emu.control();
+    control
+        .inject_fault(FaultRule {
+            path_prefix: format!("/v1.0/users/{ADELE_ID}/presence"),
+            method: Some("GET".into()),
+            count: 10_000,
+            fault: Fault::Status {
+                status: 401,
+                retry_after: None,
+            },
+        })
+        .unwrap();
+    let from = control.requests().len();
+    s.host.send_ok(json!({"op": "wait", "ms": 3000}));
+    let log = control.requests();
+    let since = &log[from..];
+    let refused = since
+        .iter()
+        .filter(|r| r.path.ends_with("/presence") && r.status == Some(401))
+        .count();
+    let renewals = since
+        .iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .count();
+    assert!(refused >= 5, "the polls went on: {refused} refused reads");
+    assert!(
+        renewals <= 1,
+        "{renewals} renewals for {refused} refused reads within 3 s"
+    );
+    control.clear_faults();
     assert!(s.host.quit().success());
 }
