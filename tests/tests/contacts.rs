@@ -16,11 +16,11 @@ use std::{
 };
 
 use contact_ms365_e2e::{
-    PluginsDir, ScriptHost, build_workspace_artifacts, dylib_file_name, percent_decode,
-    story::show, temp_dir,
+    PluginsDir, ScriptHost, percent_decode,
+    story::{self, Story, show},
 };
 use ms365_emulator::{
-    EmulatorConfig, EmulatorHandle, Fault, FaultRule, RequestLogEntry,
+    EmulatorHandle, Fault, FaultRule, RequestLogEntry,
     tenant::{
         ADELE_CONTACT_ANNA_ID, ADELE_CONTACT_JUERGEN_ID, ADELE_CONTACT_RENEE_ID,
         ADELE_CONTACT_RETO_ID, ADELE_CONTACT_SWITCHBOARD_ID, ADELE_CONTACT_ZOE_ID,
@@ -46,94 +46,34 @@ const SOEREN_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000014AAA=";
 
 /// One emulator, the plugins folder with the real plugin, a data folder kept across restarts,
 /// and the running demo host.
-struct Setup {
-    emu: EmulatorHandle,
-    plugins: PluginsDir,
-    data: tempfile::TempDir,
-    host: ScriptHost,
-}
-
-fn emulator() -> EmulatorHandle {
-    EmulatorHandle::spawn(EmulatorConfig::default()).expect("start the emulator")
-}
+type Setup = Story;
 
 fn spawn_host(plugins: &PluginsDir, data_dir: &Path) -> ScriptHost {
-    let artifacts = build_workspace_artifacts();
-    ScriptHost::builder(&artifacts.demo_host)
-        .plugins_dir(plugins.path())
-        .data_dir(data_dir)
-        .browser("curl -s -L -o /dev/null")
-        .env("RUST_LOG", "info")
-        .spawn()
+    story::host_builder(plugins).data_dir(data_dir).spawn()
 }
 
 fn context_op() -> Value {
-    json!({
-        "op": "context",
-        "username": ADELE_UPN,
-        "addons": ["contact_connect"],
-        "country": "DE",
-    })
+    story::context_op()
 }
 
-fn settings_op(emu: &EmulatorHandle) -> Value {
-    json!({
-        "op": "settings",
-        "microsoft_integration": true,
-        "authority": emu.authority(),
-        "graph": emu.graph_url(),
-        "client_id": emu.client_id(),
-        "remember_login": true,
-        "token_store": "file",
-    })
-}
-
-/// Waits until the integration state is `want` (already reported or by a `state_changed`).
 fn wait_integration(host: &mut ScriptHost, want: &str) -> Value {
-    let reply = host.send_ok(json!({"op": "state"}));
-    if reply["state"]["microsoft_integration"] == want {
-        return reply["state"].clone();
-    }
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let e = host.wait_event("state_changed", left);
-        if e["state"]["microsoft_integration"] == want {
-            return e["state"].clone();
-        }
-    }
+    story::wait_integration(host, want)
 }
 
 /// Emulator (with `prepare` applied to the tenant before anyone signs in), host, sign-in and
 /// one complete `sync`; returns the setup and that sync's reply.
 fn signed_in_and_synced(prepare: impl FnOnce(&EmulatorHandle)) -> (Setup, Value) {
-    let artifacts = build_workspace_artifacts();
-    let emu = emulator();
+    let emu = story::emulator();
     prepare(&emu);
-    let plugins = PluginsDir::new().with(&artifacts.plugin);
-    let data = temp_dir("e2e-contacts-");
-    let mut host = spawn_host(&plugins, data.path());
-    host.wait_event("plugin_loaded", GUARD);
-    host.send_ok(context_op());
-    host.send_ok(settings_op(&emu));
-    let state = wait_integration(&mut host, "active");
-    assert_eq!(state["signed_in_as"], ADELE_UPN, "{state}");
-    let sync = host.send_ok(json!({"op": "sync"}));
-    let expected = emu.control().contact_count(ADELE_UPN).unwrap() as u64;
+    let mut setup = Story::signed_in(emu);
+    let sync = setup.host.send_ok(json!({"op": "sync"}));
+    let expected = setup.emu.control().contact_count(ADELE_UPN).unwrap() as u64;
     assert_eq!(sync["contacts"], expected, "{sync}");
-    let setup = Setup {
-        emu,
-        plugins,
-        data,
-        host,
-    };
     (setup, sync)
 }
 
 fn plugin_data_dir(data_dir: &Path) -> PathBuf {
-    let file = dylib_file_name("contact_ms365");
-    let stem = Path::new(&file).file_stem().unwrap().to_owned();
-    data_dir.join(stem)
+    story::plugin_data_dir(data_dir)
 }
 
 fn snapshot_path(data_dir: &Path) -> PathBuf {

@@ -12,10 +12,11 @@ use std::{
 };
 
 use contact_ms365_e2e::{
-    PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts, story::threads_named,
+    PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts,
+    story::{self, threads_named},
 };
 use ms365_emulator::{
-    EmulatorConfig, EmulatorHandle,
+    EmulatorHandle,
     tenant::{ADELE_UPN, HOST_CLIENT_ID},
 };
 use serde_json::{Value, json};
@@ -36,12 +37,11 @@ const ERROR_CODES: &[&str] = &[
 ];
 
 fn emulator() -> EmulatorHandle {
-    EmulatorHandle::spawn(EmulatorConfig::default())
-        .expect("start the Microsoft 365 emulator on 127.0.0.1")
+    story::emulator()
 }
 
 fn plugins() -> PluginsDir {
-    PluginsDir::new().with(&build_workspace_artifacts().plugin)
+    story::plugins()
 }
 
 fn host(plugins: &PluginsDir) -> ScriptHostBuilder {

@@ -18,13 +18,12 @@
 
 use std::{
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
-use contact_ms365_e2e::{PluginsDir, ScriptHost, build_workspace_artifacts, temp_dir};
+use contact_ms365_e2e::{PluginsDir, ScriptHost, build_workspace_artifacts, story, temp_dir};
 use ms365_emulator::{
-    EmulatorConfig, EmulatorHandle, Fault, FaultRule, RequestLogEntry,
+    EmulatorHandle, Fault, FaultRule, RequestLogEntry,
     tenant::{ADELE_UPN, MEGAN_UPN, PLUGIN_CLIENT_ID},
 };
 use serde_json::{Value, json};
@@ -43,25 +42,16 @@ const ADELE_ALIAS: &str = "adele@contoso.example";
 // ------------------------------------------------------------------------------------------
 // Harness
 
-/// `curl` is the "browser" of the sign-in; without it these tests are skipped (with a note).
 fn have_curl() -> bool {
-    let found = Command::new("sh")
-        .args(["-c", "command -v curl"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: curl is not installed; this presence test is skipped");
-    }
-    found
+    story::have_curl()
 }
 
 fn emulator() -> EmulatorHandle {
-    EmulatorHandle::spawn(EmulatorConfig::default())
-        .expect("start the Microsoft 365 emulator on 127.0.0.1")
+    story::emulator()
 }
 
 fn plugins() -> PluginsDir {
-    PluginsDir::new().with(&build_workspace_artifacts().plugin)
+    story::plugins()
 }
 
 /// A demo host in scripted mode with the curl browser, on `data_dir` (else a fresh one).

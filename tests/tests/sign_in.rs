@@ -9,12 +9,11 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
 use contact_ms365_e2e::{
-    PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts, percent_decode,
+    PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts, percent_decode, story,
 };
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle, RequestLogEntry,
@@ -39,7 +38,7 @@ fn emulator(config: EmulatorConfig) -> EmulatorHandle {
 }
 
 fn plugins() -> PluginsDir {
-    PluginsDir::new().with(&build_workspace_artifacts().plugin)
+    story::plugins()
 }
 
 fn host(plugins: &PluginsDir) -> ScriptHostBuilder {
@@ -49,17 +48,8 @@ fn host(plugins: &PluginsDir) -> ScriptHostBuilder {
         .env_remove("CONTACT_MS365_INJECT_PANIC")
 }
 
-/// `curl` is needed as the "browser" that follows the redirects; `false` (with a note) when
-/// it is missing.
 fn have_curl() -> bool {
-    let found = Command::new("sh")
-        .args(["-c", "command -v curl"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: curl is not installed; this browser sign-in test is skipped");
-    }
-    found
+    story::have_curl()
 }
 
 /// Waits for the plugin, then gives the host's context (licensed).
