@@ -56,7 +56,6 @@
 
 use std::{
     hint::black_box,
-    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -67,7 +66,7 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{ROption, RResult, RStr, RString, RVec},
+    std_types::{ROption, RResult, RString},
 };
 use contact_ms365::{
     Ms365Integration,
@@ -75,15 +74,20 @@ use contact_ms365::{
 };
 use criterion::Criterion;
 use host_api::{
-    CallerInfo, ContactSource, ContactStatus, Host, Host_TO, HostContext, IncomingCall,
-    Integration, IntegrationState, LogLevel, MicrosoftState, Notification, NumberType,
-    PresenceState, SettingsUpdate, SsoToken,
+    ContactSource, ContactStatus, Host_TO, IncomingCall, Integration, LogLevel, MicrosoftState,
+    NumberType, PresenceState, SettingsUpdate,
 };
 use ms365_emulator::{
     Control, EmulatorConfig, EmulatorHandle,
     tenant::{ADELE_UPN, HOST_CLIENT_ID},
 };
-use serde_json::{Value, json};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{Seen, SsoHost, context, tagged, wait_until};
+
+/// Hang guard for the sign-in and presence sync to become active.
+const GUARD: Duration = Duration::from_secs(120);
 
 /// Host threads calling alongside the measured one.
 const LOAD_THREADS: usize = 6;
@@ -97,50 +101,6 @@ const MAX_SAMPLES: usize = 8_000_000;
 /// Tenant size: (generated contacts, tagged contacts that change with every sync).
 fn tenant_size(smoke: bool) -> (usize, usize) {
     if smoke { (200, 50) } else { (20_000, 1_000) }
-}
-
-/// A host whose login is a token the emulator minted for Contact Desktop's app.
-struct BenchHost {
-    token: String,
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl Host for BenchHost {
-    fn set_contact_status(&self, _status: ContactStatus) {}
-    fn update_caller(&self, _call_id: RStr<'_>, _caller: CallerInfo) {}
-    fn open_url(&self, _url: RStr<'_>) -> bool {
-        false
-    }
-    fn notify(&self, _n: Notification) {}
-    fn state_changed(&self, _state: IntegrationState) {}
-    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
-        if level == LogLevel::ERROR || level == LogLevel::WARN {
-            self.errors
-                .lock()
-                .unwrap()
-                .push(format!("{target}: {message}"));
-        }
-    }
-    fn sso_token(&self, _scopes: RVec<RString>) -> ROption<SsoToken> {
-        ROption::RSome(SsoToken {
-            access_token: self.token.as_str().into(),
-            client_id: HOST_CLIENT_ID.into(),
-            expires_in_s: 3600,
-        })
-    }
-}
-
-/// Tagged contact `k` of generation `g` (its number never changes).
-fn tagged(k: usize, g: u64) -> Value {
-    json!({
-        "givenName": format!("Torn{k:04}"),
-        "surname": format!("Gen{g}"),
-        "displayName": format!("Torn{k:04} Gen{g}"),
-        "companyName": format!("Generation {g} GmbH"),
-        "jobTitle": format!("Gen{g}"),
-        "businessPhones": [format!("+31 20 5{k:06}")],
-        "emailAddresses": [{"address": format!("torn{k:04}.gen{g}@example.org")}],
-    })
 }
 
 /// Calls for tagged numbers: E.164 (the fast path) and `0031 …` as a German PBX delivers a
@@ -182,26 +142,8 @@ struct Rig {
     emu: EmulatorHandle,
     integration: Arc<Ms365Integration>,
     ids: Vec<String>,
-    errors: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Seen>,
     _dir: tempfile::TempDir,
-}
-
-fn context(dir: &Path) -> HostContext {
-    HostContext {
-        username: ADELE_UPN.into(),
-        addons: vec![RString::from("contact_connect")].into(),
-        country: "DE".into(),
-        data_dir: dir.to_string_lossy().as_ref().into(),
-        ..HostContext::default()
-    }
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn rig(smoke: bool) -> Rig {
@@ -221,11 +163,12 @@ fn rig(smoke: bool) -> Rig {
         )
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Seen::default());
     let host = Host_TO::from_value(
-        BenchHost {
+        SsoHost {
             token,
-            errors: errors.clone(),
+            seen: seen.clone(),
+            min_level: LogLevel::WARN,
         },
         TD_Opaque,
     );
@@ -242,19 +185,19 @@ fn rig(smoke: bool) -> Rig {
         ..SettingsUpdate::default()
     };
     integration.apply_settings(settings).unwrap();
-    wait_until("the sign-in", || {
+    wait_until("the sign-in", GUARD, || {
         integration.state().microsoft_integration == MicrosoftState::ACTIVE
     });
     let report = integration.sync(600_000).unwrap();
     assert_eq!(report.contacts as usize, seeded + tagged_count);
-    wait_until("presence sync", || {
+    wait_until("presence sync", GUARD, || {
         integration.state().presence_integration == PresenceState::ACTIVE
     });
     Rig {
         emu,
         integration,
         ids,
-        errors,
+        seen,
         _dir: dir,
     }
 }
@@ -750,7 +693,7 @@ fn main() {
         0,
         "a load thread's known number was not found"
     );
-    let errors = rig.errors.lock().unwrap().clone();
+    let errors = rig.seen.errors.lock().unwrap().clone();
     assert!(errors.is_empty(), "the plugin warned: {errors:?}");
     drop(ops);
     rig.integration.shutdown(5000).unwrap();

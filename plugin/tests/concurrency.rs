@@ -37,7 +37,6 @@
 //! host-facing calls and the sync / presence tasks) would leave a thread stuck past the guard.
 
 use std::{
-    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -48,19 +47,23 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{ROption, RResult, RStr, RString, RVec},
+    std_types::{ROption, RResult, RString},
 };
 use contact_ms365::Ms365Integration;
 use host_api::{
-    CallerInfo, ContactStatus, Host, Host_TO, HostContext, IncomingCall, Integration,
-    IntegrationState, LogLevel, MicrosoftState, Notification, PhonebookEntry, PresenceState,
-    SettingsUpdate, SsoToken,
+    CallerInfo, ContactStatus, Host_TO, IncomingCall, Integration, LogLevel, MicrosoftState,
+    PhonebookEntry, PresenceState,
 };
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle,
     tenant::{ADELE_UPN, HOST_CLIENT_ID},
 };
-use serde_json::{Value, json};
+
+mod support;
+use support::{Seen, SsoHost, context, settings, tagged, wait_until};
+
+/// Hang guard for the sign-in and presence sync to become active.
+const GUARD: Duration = Duration::from_secs(60);
 
 /// Generated contacts in the mailbox besides the tagged ones.
 const SEEDED: usize = 2_000;
@@ -75,69 +78,9 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 /// Longest one sync may take.
 const SYNC_TIMEOUT_MS: u32 = 120_000;
 
-/// What the plugin told the host, counted.
-#[derive(Default)]
-struct Seen {
-    contact_statuses: AtomicUsize,
-    states: AtomicUsize,
-    errors: Mutex<Vec<String>>,
-}
-
-/// A host whose login is a token the emulator minted for Contact Desktop's app.
-struct TestHost {
-    token: String,
-    seen: Arc<Seen>,
-}
-
-impl Host for TestHost {
-    fn set_contact_status(&self, _status: ContactStatus) {
-        self.seen.contact_statuses.fetch_add(1, Ordering::Relaxed);
-    }
-    fn update_caller(&self, _call_id: RStr<'_>, _caller: CallerInfo) {}
-    fn open_url(&self, _url: RStr<'_>) -> bool {
-        false
-    }
-    fn notify(&self, _n: Notification) {}
-    fn state_changed(&self, _state: IntegrationState) {
-        self.seen.states.fetch_add(1, Ordering::Relaxed);
-    }
-    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
-        if level == LogLevel::ERROR {
-            self.seen
-                .errors
-                .lock()
-                .unwrap()
-                .push(format!("{target}: {message}"));
-        }
-    }
-    fn sso_token(&self, _scopes: RVec<RString>) -> ROption<SsoToken> {
-        ROption::RSome(SsoToken {
-            access_token: self.token.as_str().into(),
-            client_id: HOST_CLIENT_ID.into(),
-            expires_in_s: 3600,
-        })
-    }
-}
-
 /// The number of tagged contact `k` (Amsterdam: no seeded contact has a Dutch number).
 fn e164(k: usize) -> String {
     format!("+31205{k:06}")
-}
-
-/// Contact `k` of generation `g`, as Graph contact JSON.
-fn tagged(k: usize, g: u64) -> Value {
-    json!({
-        "givenName": format!("Torn{k:04}"),
-        "surname": format!("Gen{g}"),
-        "displayName": format!("Torn{k:04} Gen{g}"),
-        "companyName": format!("Generation {g} GmbH"),
-        "jobTitle": format!("Gen{g}"),
-        "businessPhones": [format!("+31 20 5{k:06}")],
-        "emailAddresses": [{
-            "address": format!("torn{k:04}.gen{g}@example.org"),
-            "name": format!("Torn{k:04} Gen{g}"),
-        }],
-    })
 }
 
 /// The generation in `Torn{k} Gen{g}`, and `k`.
@@ -244,38 +187,6 @@ impl Progress {
     }
 }
 
-fn context(dir: &Path) -> HostContext {
-    HostContext {
-        username: ADELE_UPN.into(),
-        addons: vec![RString::from("contact_connect")].into(),
-        country: "DE".into(),
-        data_dir: dir.to_string_lossy().as_ref().into(),
-        ..HostContext::default()
-    }
-}
-
-fn settings(emu: &EmulatorHandle) -> SettingsUpdate {
-    SettingsUpdate {
-        microsoft_integration: ROption::RSome(true),
-        presence_integration: ROption::RSome(true),
-        authority: ROption::RSome(emu.authority().into()),
-        graph: ROption::RSome(emu.graph_url().into()),
-        client_id: ROption::RSome(emu.client_id().into()),
-        // Only the syncs this test asks for (and the one at sign-in).
-        sync_interval_s: ROption::RSome(7 * 24 * 3600),
-        presence_poll_ms: ROption::RSome(200),
-        ..SettingsUpdate::default()
-    }
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A reader: calls for tagged numbers (E.164 and as a German phone system spells a foreign
 /// number) and searches, checking every answer, until `stop`.
 fn reader(
@@ -350,20 +261,21 @@ fn calls_and_searches_see_one_generation_while_syncs_replace_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Seen::default());
     let host = Host_TO::from_value(
-        TestHost {
+        SsoHost {
             token,
             seen: seen.clone(),
+            min_level: LogLevel::ERROR,
         },
         TD_Opaque,
     );
     let i = Arc::new(Ms365Integration::new(host, context(dir.path())).unwrap());
     i.apply_settings(settings(&emu)).unwrap();
-    wait_until("the sign-in", || {
+    wait_until("the sign-in", GUARD, || {
         i.state().microsoft_integration == MicrosoftState::ACTIVE
     });
     let report = i.sync(SYNC_TIMEOUT_MS).unwrap();
     assert_eq!(report.contacts as usize, SEEDED + TAGGED, "{report:?}");
-    wait_until("presence sync", || {
+    wait_until("presence sync", GUARD, || {
         i.state().presence_integration == PresenceState::ACTIVE
     });
     // Every tagged number answers with generation 0 before the load starts.
