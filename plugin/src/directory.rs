@@ -268,6 +268,51 @@ fn words(folded: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// The text of a digit suffix as far as sorting looks: [`SUFFIX_WINDOW`] bytes.
+fn suffix_window(dig_text: &[u8], p: u32) -> &[u8] {
+    let p = p as usize;
+    &dig_text[p..(p + SUFFIX_WINDOW).min(dig_text.len())]
+}
+
+/// The first 16 bytes of a suffix packed 4 bits each, digits as 1 to 10 and the end marker (and
+/// what follows it) as 0: ordered as the bytes up to the end marker, which are only digits.
+fn suffix_key(dig_text: &[u8], p: u32) -> u64 {
+    let mut key = 0u64;
+    let mut ended = false;
+    for i in 0..16 {
+        let b = dig_text.get(p as usize + i).copied().unwrap_or(DIGIT_END);
+        ended |= !b.is_ascii_digit();
+        let nibble = if ended { 0 } else { u64::from(b - b'0') + 1 };
+        key = (key << 4) | nibble;
+    }
+    key
+}
+
+/// Sorts suffix positions by their [`suffix_window`], in the same order as comparing the
+/// windows, but mostly on packed keys held next to the positions (comparing windows in place
+/// reads `dig_text` at random: most of an index build's time for 100,000 contacts). Done per
+/// leading digit, so the keys take a tenth of the memory at a time.
+fn sort_suffixes(suffixes: &mut [u32], dig_text: &[u8]) {
+    suffixes.sort_unstable_by_key(|&p| dig_text[p as usize]);
+    let mut keyed: Vec<(u64, u32)> = Vec::new();
+    let mut rest = &mut suffixes[..];
+    while let Some(&first) = rest.first() {
+        let lead = dig_text[first as usize];
+        let len = rest.partition_point(|&p| dig_text[p as usize] == lead);
+        let (bucket, tail) = rest.split_at_mut(len);
+        keyed.clear();
+        keyed.extend(bucket.iter().map(|&p| (suffix_key(dig_text, p), p)));
+        keyed.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| suffix_window(dig_text, a.1).cmp(suffix_window(dig_text, b.1)))
+        });
+        for (slot, (_, p)) in bucket.iter_mut().zip(&keyed) {
+            *slot = *p;
+        }
+        rest = tail;
+    }
+}
+
 /// `"+49891234567"` → 49891234567.
 fn e164_value(e164: &str) -> Option<u64> {
     let digits = e164.strip_prefix('+')?;
@@ -410,11 +455,7 @@ impl Index {
                 suffixes.extend((start..=start + len - 3).map(|p| p as u32));
             }
         }
-        let window = |p: u32| {
-            let p = p as usize;
-            &dig_text[p..(p + SUFFIX_WINDOW).min(dig_text.len())]
-        };
-        suffixes.sort_unstable_by(|&a, &b| window(a).cmp(window(b)));
+        sort_suffixes(&mut suffixes, &dig_text);
         // Words.
         let mut tok_text = String::new();
         let mut own_tokens: Vec<OwnToken> = Vec::with_capacity(n * 8);

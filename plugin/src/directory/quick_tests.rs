@@ -237,3 +237,42 @@ fn kept_one_character_answers_equal_the_full_search() {
         Some(ONE_CHAR_KEPT)
     );
 }
+
+/// The packed-key suffix sort gives exactly the order of comparing the windows.
+#[test]
+fn suffix_sort_orders_as_the_windows_compare() {
+    // Numbers of 3 to 20 digits (many sharing long prefixes), each followed by the end marker
+    // and a 4-byte owner, as `Index::new` lays them out.
+    let mut dig_text = Vec::new();
+    let mut starts = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..3000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 3 + (x % 18) as usize;
+        starts.push(dig_text.len());
+        let prefix = if i % 3 == 0 { "4989123" } else { "" };
+        let digits = format!("{prefix}{x:020}");
+        dig_text.extend_from_slice(&digits.as_bytes()[..len.max(prefix.len()).min(digits.len())]);
+        dig_text.push(DIGIT_END);
+        dig_text.extend_from_slice(&i.to_le_bytes());
+    }
+    let mut suffixes: Vec<u32> = Vec::new();
+    for &start in &starts {
+        let len = dig_text[start..]
+            .iter()
+            .position(|&b| b == DIGIT_END)
+            .unwrap();
+        suffixes.extend((start..=start + len - 3).map(|p| p as u32));
+    }
+    let mut expected = suffixes.clone();
+    expected.sort_by(|&a, &b| suffix_window(&dig_text, a).cmp(suffix_window(&dig_text, b)));
+    sort_suffixes(&mut suffixes, &dig_text);
+    let windows = |v: &[u32]| -> Vec<Vec<u8>> {
+        v.iter()
+            .map(|&p| suffix_window(&dig_text, p).to_vec())
+            .collect()
+    };
+    assert_eq!(windows(&suffixes), windows(&expected));
+}
