@@ -836,8 +836,8 @@ impl Index {
                     return true;
                 }
             }
-            let text = v.to_string();
-            last8_of(text.as_bytes()).is_some_and(|key| self.has_last8(key))
+            // Its last 8 digits (it has 8 or more), without formatting it.
+            v >= 10_000_000 && self.has_last8((v % 100_000_000) as u32)
         });
         if could_match {
             Quick::Unknown
