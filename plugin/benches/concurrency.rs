@@ -77,14 +77,11 @@ use host_api::{
     ContactSource, ContactStatus, Host_TO, IncomingCall, Integration, LogLevel, MicrosoftState,
     NumberType, PresenceState, SettingsUpdate,
 };
-use ms365_emulator::{
-    Control, EmulatorConfig, EmulatorHandle,
-    tenant::{ADELE_UPN, HOST_CLIENT_ID},
-};
+use ms365_emulator::{Control, EmulatorConfig, EmulatorHandle, tenant::ADELE_UPN};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::{Seen, SsoHost, context, tagged, wait_until};
+use support::{Seen, SsoHost, context, host_token, tagged, wait_until};
 
 /// Hang guard for the sign-in and presence sync to become active.
 const GUARD: Duration = Duration::from_secs(120);
@@ -154,14 +151,7 @@ fn rig(smoke: bool) -> Rig {
     let ids = (0..tagged_count)
         .map(|k| control.add_contact(ADELE_UPN, None, &tagged(k, 0)).unwrap())
         .collect();
-    let token = control
-        .mint_access_token(
-            ADELE_UPN,
-            HOST_CLIENT_ID,
-            &["User.Read", "Contacts.Read", "Presence.ReadWrite"],
-            24 * 3600,
-        )
-        .unwrap();
+    let token = host_token(&emu);
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Seen::default());
     let host = Host_TO::from_value(

@@ -54,13 +54,10 @@ use host_api::{
     CallerInfo, ContactStatus, Host_TO, IncomingCall, Integration, LogLevel, MicrosoftState,
     PhonebookEntry, PresenceState,
 };
-use ms365_emulator::{
-    EmulatorConfig, EmulatorHandle,
-    tenant::{ADELE_UPN, HOST_CLIENT_ID},
-};
+use ms365_emulator::{EmulatorConfig, EmulatorHandle, tenant::ADELE_UPN};
 
 mod support;
-use support::{Seen, SsoHost, context, settings, tagged, wait_until};
+use support::{Seen, SsoHost, context, host_token, settings, tagged, wait_until};
 
 /// Hang guard for the sign-in and presence sync to become active.
 const GUARD: Duration = Duration::from_secs(60);
@@ -249,14 +246,7 @@ fn calls_and_searches_see_one_generation_while_syncs_replace_the_data() {
     let ids: Vec<String> = (0..TAGGED)
         .map(|k| control.add_contact(ADELE_UPN, None, &tagged(k, 0)).unwrap())
         .collect();
-    let token = control
-        .mint_access_token(
-            ADELE_UPN,
-            HOST_CLIENT_ID,
-            &["User.Read", "Contacts.Read", "Presence.ReadWrite"],
-            24 * 3600,
-        )
-        .unwrap();
+    let token = host_token(&emu);
 
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Seen::default());

@@ -16,7 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ms365_emulator::{EmulatorConfig, EmulatorHandle, RequestLogEntry, tenant::ADELE_UPN};
+use ms365_emulator::{
+    EmulatorConfig, EmulatorHandle, RequestLogEntry,
+    tenant::{ADELE_UPN, HOST_CLIENT_ID},
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -214,4 +217,26 @@ pub fn threads_named(pid: u32, name: &str) -> usize {
         .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
         .filter(|comm| comm.trim_end() == name)
         .count()
+}
+
+/// Contact Desktop's own Microsoft 365 login for Adele: a token the emulator minted for the
+/// host's app, written as the host's SSO answer into `dir`. Returns the `--sso-command` (the
+/// scopes the host appends become a shell comment) and the token.
+pub fn host_login(emu: &EmulatorHandle, dir: &Path) -> (String, String) {
+    let token = emu
+        .control()
+        .mint_access_token(
+            ADELE_UPN,
+            HOST_CLIENT_ID,
+            &["User.Read", "Contacts.Read", "Presence.ReadWrite"],
+            3600,
+        )
+        .expect("mint a host token");
+    let file = dir.join("sso.json");
+    std::fs::write(
+        &file,
+        json!({"access_token": token, "client_id": HOST_CLIENT_ID, "expires_in": 3600}).to_string(),
+    )
+    .expect("write the SSO answer");
+    (format!("cat '{}' #", file.display()), token)
 }

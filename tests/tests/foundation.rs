@@ -7,7 +7,6 @@
 
 use std::{
     fs,
-    path::Path,
     time::{Duration, Instant},
 };
 
@@ -15,10 +14,7 @@ use contact_ms365_e2e::{
     PluginsDir, ScriptHost, ScriptHostBuilder, build_workspace_artifacts,
     story::{self, threads_named},
 };
-use ms365_emulator::{
-    EmulatorHandle,
-    tenant::{ADELE_UPN, HOST_CLIENT_ID},
-};
+use ms365_emulator::{EmulatorHandle, tenant::ADELE_UPN};
 use serde_json::{Value, json};
 
 /// Hang guard for one wait.
@@ -80,27 +76,6 @@ fn switch_on_op(emu: &EmulatorHandle) -> Value {
     })
 }
 
-/// Writes the host's SSO answer (a token minted for the host's own app) into `dir`; returns
-/// the `--sso-command` (the scopes the host appends become a shell comment).
-fn sso_command(emu: &EmulatorHandle, dir: &Path) -> String {
-    let token = emu
-        .control()
-        .mint_access_token(
-            ADELE_UPN,
-            HOST_CLIENT_ID,
-            &["User.Read", "Contacts.Read", "Presence.ReadWrite"],
-            3600,
-        )
-        .expect("mint a host token");
-    let file = dir.join("sso.json");
-    fs::write(
-        &file,
-        json!({"access_token": token, "client_id": HOST_CLIENT_ID, "expires_in": 3600}).to_string(),
-    )
-    .expect("write the SSO answer");
-    format!("cat '{}' #", file.display())
-}
-
 /// The next `state_changed` whose `microsoft_integration` satisfies `wanted`.
 fn wait_state(host: &mut ScriptHost, what: &str, wanted: impl Fn(&str) -> bool) -> Value {
     loop {
@@ -154,7 +129,7 @@ fn unlicensed_until_the_add_on_arrives() {
     let plugins = plugins();
     let scratch = contact_ms365_e2e::temp_dir("e2e-license-");
     let mut host = host(&plugins)
-        .sso_command(sso_command(&emu, scratch.path()))
+        .sso_command(story::host_login(&emu, scratch.path()).0)
         .spawn();
     host.wait_event("plugin_loaded", GUARD);
     host.send_ok(context(&["contact_basic"]));
@@ -417,7 +392,7 @@ fn bad_input_at_the_abi_gets_a_clear_answer_and_the_host_stays_up() {
     let plugins = plugins();
     let scratch = contact_ms365_e2e::temp_dir("e2e-abi-input-");
     let mut host = host(&plugins)
-        .sso_command(sso_command(&emu, scratch.path()))
+        .sso_command(story::host_login(&emu, scratch.path()).0)
         .spawn();
     ready(&mut host);
     host.send_ok(switch_on_op(&emu));

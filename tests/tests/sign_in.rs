@@ -17,7 +17,7 @@ use contact_ms365_e2e::{
 };
 use ms365_emulator::{
     EmulatorConfig, EmulatorHandle, RequestLogEntry,
-    tenant::{ADELE_UPN, HOST_CLIENT_ID, PLUGIN_CLIENT_ID},
+    tenant::{ADELE_UPN, PLUGIN_CLIENT_ID},
 };
 use serde_json::{Value, json};
 
@@ -148,27 +148,6 @@ fn notifications<'a>(host: &'a ScriptHost, kind: &str) -> Vec<&'a Value> {
         .into_iter()
         .filter(|n| n["kind"] == kind)
         .collect()
-}
-
-/// Writes the SSO command's answer (a token minted for the host's own app) and returns the
-/// `--sso-command` (the scopes the host appends become a shell comment) and the token.
-fn host_login(emu: &EmulatorHandle, dir: &Path) -> (String, String) {
-    let token = emu
-        .control()
-        .mint_access_token(
-            ADELE_UPN,
-            HOST_CLIENT_ID,
-            &["User.Read", "Contacts.Read", "Presence.ReadWrite"],
-            3600,
-        )
-        .expect("mint a host token");
-    let file = dir.join("sso.json");
-    fs::write(
-        &file,
-        json!({"access_token": token, "client_id": HOST_CLIENT_ID, "expires_in": 3600}).to_string(),
-    )
-    .expect("write the SSO answer");
-    (format!("cat '{}' #", file.display()), token)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -716,7 +695,7 @@ fn host_login_signs_in_without_browser_and_stores_nothing() {
     let emu = emulator(EmulatorConfig::default());
     let plugins = plugins();
     let scratch = contact_ms365_e2e::temp_dir("e2e-sso-");
-    let (sso, _token) = host_login(&emu, scratch.path());
+    let (sso, _token) = story::host_login(&emu, scratch.path());
     let mut host = host(&plugins).browser("false").sso_command(&sso).spawn();
     ready(&mut host);
     switch_on(
@@ -900,7 +879,7 @@ fn no_token_appears_in_the_hosts_output_at_trace_level() {
 
     // The host's login.
     let scratch = contact_ms365_e2e::temp_dir("e2e-trace-sso-");
-    let (sso, minted) = host_login(&emu, scratch.path());
+    let (sso, minted) = story::host_login(&emu, scratch.path());
     let mut sso_host = host(&plugins)
         .env("RUST_LOG", "trace")
         .browser("false")

@@ -73,6 +73,19 @@ impl Host for SsoHost {
     }
 }
 
+/// A token the emulator minted for Contact Desktop's app, for Adele, valid for a day: the
+/// login [`SsoHost`] hands out.
+pub fn host_token(emu: &EmulatorHandle) -> String {
+    emu.control()
+        .mint_access_token(
+            ADELE_UPN,
+            HOST_CLIENT_ID,
+            &["User.Read", "Contacts.Read", "Presence.ReadWrite"],
+            24 * 3600,
+        )
+        .unwrap()
+}
+
 /// Contact `k` of generation `g`, as Graph contact JSON (its number never changes:
 /// `+31 20 5…`, Amsterdam, which no seeded contact has).
 pub fn tagged(k: usize, g: u64) -> Value {
