@@ -13,7 +13,7 @@
 //! Every user's mailbox has three contact folders: the default "Contacts" folder, its
 //! sub-folder "Kunden" and, nested in that, "VIP". Ids (user tag `01` Adele, `02` Megan,
 //! `03` Alex, `04` Lee): folder `n` is `AAMkADAw{tag}AAAuAAAAAAF{n:04}AAA=` (0 = "Contacts",
-//! 1 = "Kunden", 2 = "VIP"), contact `n` is `AAMkADAw{tag}AAAEGAAAAAAC{n:08}AAA=`. Each mailbox
+//! 1 = "Kunden", 2 = "VIP"), contact `n` is `AAMkADAw{tag}…AEGAAAAAAC{n:08}AAA=` (about 150 characters, like Graph's). Each mailbox
 //! holds `EmulatorConfig::contacts_per_user` contacts (default 25). Adele's first 15 are fixed
 //! (below); the rest, and all contacts of the other users, are generated deterministically
 //! (their subscriber numbers never start with 1 or 2, so they never equal a fixed number).
@@ -89,19 +89,19 @@ pub const ADELE_KUNDEN_FOLDER_ID: &str = "AAMkADAw01AAAuAAAAAAF0001AAA=";
 /// Adele's "VIP" folder (sub-folder of "Kunden").
 pub const ADELE_VIP_FOLDER_ID: &str = "AAMkADAw01AAAuAAAAAAF0002AAA=";
 /// Anna Müller (Contacts; `089 1234567`, mobile `0171 2345678`).
-pub const ADELE_CONTACT_ANNA_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000001AAA=";
+pub const ADELE_CONTACT_ANNA_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000001AAA=";
 /// Zoë Ackermann (Contacts; `(089) 123-4568`).
-pub const ADELE_CONTACT_ZOE_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000002AAA=";
+pub const ADELE_CONTACT_ZOE_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000002AAA=";
 /// Fabrikam Zentrale (Contacts; switchboard `+49 89 1234-0`).
-pub const ADELE_CONTACT_SWITCHBOARD_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000005AAA=";
+pub const ADELE_CONTACT_SWITCHBOARD_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000005AAA=";
 /// Jürgen Weiß (Contacts; extension `+49 89 1234567-22`).
-pub const ADELE_CONTACT_JUERGEN_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000006AAA=";
+pub const ADELE_CONTACT_JUERGEN_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000006AAA=";
 /// Hanna Ohnenummer (Contacts; no numbers).
-pub const ADELE_CONTACT_NO_NUMBER_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000011AAA=";
+pub const ADELE_CONTACT_NO_NUMBER_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000011AAA=";
 /// Reto Keller (Kunden; `+41 44 268 18 00`).
-pub const ADELE_CONTACT_RETO_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000012AAA=";
+pub const ADELE_CONTACT_RETO_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000012AAA=";
 /// Renée Fischer (VIP; `+49 40 2234567`, mobile `+49 160 2988776`).
-pub const ADELE_CONTACT_RENEE_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000015AAA=";
+pub const ADELE_CONTACT_RENEE_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000015AAA=";
 /// Number of Adele's fixed contacts.
 pub const ADELE_FIXED_CONTACTS: usize = 15;
 /// Default `EmulatorConfig::contacts_per_user`.

@@ -575,7 +575,7 @@ fn slowest_queries(
 fn free_time(n: usize) -> Duration {
     let contacts = (0..n)
         .map(|k| Contact {
-            id: format!("AAMkADAw01AAAEGAAAAAAC{k:08}AAA="),
+            id: format!("AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC{k:08}AAA="),
             display_name: format!("Torn{k:05} Gen0"),
             given_name: format!("Torn{k:05}"),
             surname: "Gen0".into(),

@@ -8,18 +8,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use host_api::{ContactSource, ErrorCode, IntegrationError, NumberType, SyncReport};
+use host_api::{ContactSource, ErrorCode, IntegrationError, SyncReport};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    directory::{Contact, ContactNumber, Index, LookupOptions},
+    directory::{Index, LookupOptions},
     graph::{Graph, RetryPolicy},
     integration::Core,
     session::TokenCell,
     snapshot,
-    sync::{self, Mailbox, StoredContact, SyncError, SyncRequest},
+    sync::{self, Mailbox, SyncError, SyncRequest},
 };
 
 /// Someone waiting for the next complete sync (the `sync` op).
@@ -78,51 +78,41 @@ impl PendingCalls {
     }
 }
 
-/// Builds the index the calls and searches are answered from.
+/// Builds the index the calls and searches are answered from (sharing the mailbox's records).
 pub fn build_index(mailbox: &Mailbox, region: &str) -> Index {
     let (outlook, colleagues) = mailbox.entries();
-    let convert = |c: &StoredContact, source: ContactSource| Contact {
-        id: c.id.clone(),
-        display_name: c.display_name.clone(),
-        given_name: c.given_name.clone(),
-        surname: c.surname.clone(),
-        company: c.company.clone(),
-        job_title: c.job_title.clone(),
-        numbers: c
-            .business
-            .iter()
-            .map(|n| (n, NumberType::BUSINESS))
-            .chain(c.mobile.iter().map(|n| (n, NumberType::MOBILE)))
-            .chain(c.home.iter().map(|n| (n, NumberType::HOME)))
-            .map(|(raw, number_type)| ContactNumber {
-                raw: raw.clone(),
-                number_type,
-            })
-            .collect(),
-        emails: c.emails.clone(),
-        source,
-    };
-    let contacts = outlook
-        .into_iter()
-        .map(|c| convert(c, ContactSource::OUTLOOK))
-        .chain(
-            colleagues
-                .into_iter()
-                .map(|c| convert(c, ContactSource::DIRECTORY)),
-        )
-        .collect();
-    Index::new(contacts, region)
+    let mut sources = vec![ContactSource::OUTLOOK; outlook.len()];
+    sources.resize(outlook.len() + colleagues.len(), ContactSource::DIRECTORY);
+    let records = outlook.into_iter().chain(colleagues).cloned().collect();
+    Index::from_records(records, sources, region)
 }
 
-/// Installs `mailbox` (index first, so calls see it at once) and reports late callers.
-pub(crate) async fn install(core: &Arc<Core>, mailbox: Mailbox) {
+/// Installs `mailbox` (index first, so calls see it at once) and reports late callers; returns
+/// the index installed.
+pub(crate) async fn install(core: &Arc<Core>, mailbox: Mailbox) -> Option<Arc<Index>> {
+    install_with(core, mailbox, None).await
+}
+
+/// [`install`] with the index already built from `mailbox` (read from the snapshot).
+async fn install_with(
+    core: &Arc<Core>,
+    mailbox: Mailbox,
+    index: Option<Index>,
+) -> Option<Arc<Index>> {
     let region = core.lookup_options().0;
     let mailbox = Arc::new(mailbox);
-    let for_index = mailbox.clone();
-    let index = tokio::task::spawn_blocking(move || build_index(&for_index, &region)).await;
-    let Ok(index) = index else { return };
+    let index = match index.filter(|i| i.region() == region.trim()) {
+        Some(index) => index,
+        None => {
+            let for_index = mailbox.clone();
+            tokio::task::spawn_blocking(move || build_index(&for_index, &region))
+                .await
+                .ok()?
+        }
+    };
     // Held so that no host call frees the old index (see `retire`).
     let old = core.directory.replace(index);
+    let installed = core.directory.snapshot();
     {
         let mut inner = core.lock();
         inner.mailbox = mailbox;
@@ -130,6 +120,7 @@ pub(crate) async fn install(core: &Arc<Core>, mailbox: Mailbox) {
     }
     resolve_late_callers(core);
     tokio::spawn(retire(old));
+    Some(installed)
 }
 
 /// Frees a replaced index here, not on a host thread: a lookup or search that took the old
@@ -165,14 +156,15 @@ pub(crate) async fn warm_start(core: &Arc<Core>) {
     if dir.as_os_str().is_empty() {
         return;
     }
-    let loaded = tokio::task::spawn_blocking(move || snapshot::load(&dir)).await;
-    let Ok((mailbox, note)) = loaded else { return };
+    let region = core.lookup_options().0;
+    let loaded = tokio::task::spawn_blocking(move || snapshot::load(&dir, &region)).await;
+    let Ok((loaded, note)) = loaded else { return };
     if let Some(note) = note {
         core.host.warn("snapshot", &note);
     }
-    if let Some(mailbox) = mailbox {
+    if let Some(snapshot::Loaded { mailbox, index }) = loaded {
         let n = mailbox.len();
-        install(core, mailbox).await;
+        install_with(core, mailbox, index).await;
         core.host.info(
             "snapshot",
             &format!("answering from the snapshot: {n} entries"),
@@ -303,15 +295,18 @@ async fn run_once(
     synced.upn = upn;
     let changes = sync::diff(&previous, &synced);
     let contacts = synced.len() as u64;
-    if !data_dir.as_os_str().is_empty() {
-        let to_save = synced.clone();
-        let saved = tokio::task::spawn_blocking(move || snapshot::save(&data_dir, &to_save)).await;
+    let to_save = (!data_dir.as_os_str().is_empty()).then(|| synced.clone());
+    let index = install(core, synced).await;
+    if let Some(to_save) = to_save {
+        let saved = tokio::task::spawn_blocking(move || {
+            snapshot::save(&data_dir, &to_save, index.as_deref())
+        })
+        .await;
         if let Ok(Err(e)) = saved {
             core.host
                 .warn("snapshot", &format!("could not save the snapshot: {e}"));
         }
     }
-    install(core, synced).await;
     {
         let mut inner = core.lock();
         inner.last_error = None;

@@ -77,7 +77,10 @@ use std::{
 use abi_stable::std_types::RString;
 use host_api::{CallerInfo, ContactSource, NumberType, PhoneNumber, PhonebookEntry};
 
-use crate::phone;
+use crate::{
+    phone,
+    record::{self, Record},
+};
 
 /// One phone number of a contact.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,16 +131,34 @@ impl Contact {
     /// assert_eq!(c.shown_name(), "Contoso");
     /// ```
     pub fn shown_name(&self) -> String {
-        let display = self.display_name.trim();
-        if !display.is_empty() {
-            return display.to_owned();
-        }
-        let name = format!("{} {}", self.given_name.trim(), self.surname.trim());
-        let name = name.trim();
-        if !name.is_empty() {
-            return name.to_owned();
-        }
-        self.company.trim().to_owned()
+        record::shown_name(
+            &self.display_name,
+            &self.given_name,
+            &self.surname,
+            &self.company,
+        )
+    }
+
+    /// Packed, as the index keeps it.
+    pub fn pack(&self) -> Record {
+        let numbers: Vec<(NumberType, &str)> = self
+            .numbers
+            .iter()
+            .map(|n| (n.number_type, n.raw.as_str()))
+            .collect();
+        let emails: Vec<&str> = self.emails.iter().map(String::as_str).collect();
+        Record::new(
+            [
+                &self.id,
+                &self.display_name,
+                &self.given_name,
+                &self.surname,
+                &self.company,
+                &self.job_title,
+            ],
+            &numbers,
+            &emails,
+        )
     }
 }
 
@@ -191,7 +212,10 @@ const SUFFIX_WINDOW: usize = 24;
 
 /// An immutable set of contacts with everything precomputed for caller ID and search.
 pub struct Index {
-    contacts: Vec<Contact>,
+    /// The contacts (shared with the synced mailbox).
+    records: Vec<Record>,
+    /// Per contact: Outlook or directory.
+    sources: Vec<ContactSource>,
     region: String,
     // ---- numbers, flat over all contacts ----
     /// Per contact: its first slot; one extra entry at the end.
@@ -241,7 +265,7 @@ const ONE_CHAR_KEPT: usize = 200;
 impl fmt::Debug for Index {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Index")
-            .field("contacts", &self.contacts.len())
+            .field("contacts", &self.records.len())
             .field("numbers", &self.num_contact.len())
             .field("region", &self.region)
             .finish_non_exhaustive()
@@ -358,20 +382,39 @@ impl Index {
     /// assert_eq!(index.region(), "DE");
     /// ```
     pub fn new(contacts: Vec<Contact>, region: &str) -> Index {
-        let n = contacts.len();
+        let sources = contacts.iter().map(|c| c.source).collect();
+        Index::from_records(
+            contacts.iter().map(Contact::pack).collect(),
+            sources,
+            region,
+        )
+    }
+
+    /// [`Index::new`] on packed contacts (shared, not copied), with the source of each.
+    pub fn from_records(
+        records: Vec<Record>,
+        mut sources: Vec<ContactSource>,
+        region: &str,
+    ) -> Index {
+        let n = records.len();
+        sources.resize(n, ContactSource::OUTLOOK);
         // Tie-break order: Outlook before directory, then id.
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by(|&a, &b| {
-            let (a, b) = (&contacts[a as usize], &contacts[b as usize]);
-            (a.source != ContactSource::OUTLOOK, &a.id)
-                .cmp(&(b.source != ContactSource::OUTLOOK, &b.id))
+            let key = |i: u32| {
+                (
+                    sources[i as usize] != ContactSource::OUTLOOK,
+                    records[i as usize].id(),
+                )
+            };
+            key(a).cmp(&key(b))
         });
         let mut prio = vec![0u32; n];
         for (rank, &c) in order.iter().enumerate() {
             prio[c as usize] = rank as u32;
         }
 
-        let total_numbers: usize = contacts.iter().map(|c| c.numbers.len()).sum();
+        let total_numbers: usize = records.iter().map(Record::number_count).sum();
         let mut num_start = Vec::with_capacity(n + 1);
         let mut num_contact = Vec::with_capacity(total_numbers);
         let mut num_e164 = Vec::with_capacity(total_numbers);
@@ -396,12 +439,12 @@ impl Index {
                 .or_insert(slot);
         };
 
-        for (ci, contact) in contacts.iter().enumerate() {
+        for (ci, contact) in records.iter().enumerate() {
             num_start.push(num_contact.len() as u32);
-            for number in &contact.numbers {
+            for (_, raw) in contact.numbers() {
                 let slot = num_contact.len() as Slot;
                 num_contact.push(ci as u32);
-                let parsed = phone::parse(&number.raw, region);
+                let parsed = phone::parse(raw, region);
                 let value = parsed.as_ref().and_then(|p| e164_value(&p.e164));
                 let valid_value = parsed.as_ref().filter(|p| p.is_valid()).and(value);
                 num_e164.push(valid_value.unwrap_or(0));
@@ -411,7 +454,7 @@ impl Index {
                 }
                 // Switchboard number `... -0`: its base is the number without the final 0.
                 if let Some(v) = value {
-                    let raw = number.raw.trim();
+                    let raw = raw.trim();
                     let dash_zero = raw
                         .strip_suffix('0')
                         .is_some_and(|r| r.trim_end().ends_with('-'));
@@ -422,7 +465,7 @@ impl Index {
                 // Digits for search and the last-8 rule: E.164 digits where it parses, else raw.
                 let digits: String = match (&parsed, value) {
                     (Some(p), Some(_)) => p.e164[1..].to_owned(),
-                    _ => phone::digits(&number.raw)
+                    _ => phone::digits(raw)
                         .filter(|d| d.len() <= MAX_DIGIT_TERM)
                         .unwrap_or_default(),
                 };
@@ -463,16 +506,11 @@ impl Index {
         let mut sorted_tokens: Vec<SortedToken> = Vec::with_capacity(n * 8);
         let mut folded_names: Vec<String> = Vec::with_capacity(n);
         let mut seen: Vec<(String, bool)> = Vec::new();
-        for (ci, contact) in contacts.iter().enumerate() {
+        for (ci, contact) in records.iter().enumerate() {
             own_start.push(own_tokens.len() as u32);
             seen.clear();
             let shown = fold(&contact.shown_name());
-            let fields = [
-                &contact.display_name,
-                &contact.given_name,
-                &contact.surname,
-                &contact.company,
-            ];
+            let fields = contact.names();
             let add = |word: &str, first: bool, seen: &mut Vec<(String, bool)>| {
                 let word = &word[..word.len().min(MAX_TOKEN_LEN)];
                 if let Some(s) = seen.iter_mut().find(|(w, _)| w == word) {
@@ -484,7 +522,7 @@ impl Index {
             for (i, w) in words(&shown).enumerate() {
                 add(w, i == 0, &mut seen);
             }
-            for field in fields.into_iter().chain(contact.emails.iter()) {
+            for field in fields.into_iter().chain(contact.emails()) {
                 for w in words(&fold(field)) {
                     add(w, false, &mut seen);
                 }
@@ -506,8 +544,8 @@ impl Index {
         own_start.push(own_tokens.len() as u32);
         let mut by_name: Vec<u32> = (0..n as u32).collect();
         by_name.sort_by(|&a, &b| {
-            (&folded_names[a as usize], &contacts[a as usize].id)
-                .cmp(&(&folded_names[b as usize], &contacts[b as usize].id))
+            (&folded_names[a as usize], records[a as usize].id())
+                .cmp(&(&folded_names[b as usize], records[b as usize].id()))
         });
         let mut name_rank = vec![0u32; n];
         for (rank, &c) in by_name.iter().enumerate() {
@@ -523,7 +561,8 @@ impl Index {
         }
 
         let mut index = Index {
-            contacts,
+            records,
+            sources,
             region: region.trim().to_owned(),
             num_start,
             num_contact,
@@ -568,17 +607,22 @@ impl Index {
 
     /// Number of contacts held.
     pub fn len(&self) -> usize {
-        self.contacts.len()
+        self.records.len()
     }
 
     /// Whether the index holds no contacts.
     pub fn is_empty(&self) -> bool {
-        self.contacts.is_empty()
+        self.records.is_empty()
     }
 
     /// The contacts, in the order given to [`Index::new`].
-    pub fn contacts(&self) -> &[Contact] {
-        &self.contacts
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Per contact: Outlook or directory.
+    pub fn sources(&self) -> &[ContactSource] {
+        &self.sources
     }
 
     /// The region stored numbers were read with.
@@ -618,26 +662,13 @@ impl Index {
             + self.one_char.iter().map(vec).sum::<usize>()
     }
 
-    /// Approximate heap bytes of the contacts themselves (their strings and vectors).
+    /// Approximate heap bytes of the contacts themselves (their packed records, shared with the
+    /// synced mailbox, and the list of them).
     pub fn contact_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.contacts.capacity() * size_of::<Contact>()
-            + self
-                .contacts
-                .iter()
-                .map(|c| {
-                    c.id.capacity()
-                        + c.display_name.capacity()
-                        + c.given_name.capacity()
-                        + c.surname.capacity()
-                        + c.company.capacity()
-                        + c.job_title.capacity()
-                        + c.numbers.capacity() * size_of::<ContactNumber>()
-                        + c.numbers.iter().map(|n| n.raw.capacity()).sum::<usize>()
-                        + c.emails.capacity() * size_of::<String>()
-                        + c.emails.iter().map(String::capacity).sum::<usize>()
-                })
-                .sum::<usize>()
+        self.records.capacity() * size_of::<Record>()
+            + self.sources.capacity()
+            + self.records.iter().map(Record::heap_bytes).sum::<usize>()
     }
 
     fn digits_at(&self, slot: Slot) -> &[u8] {
@@ -681,17 +712,17 @@ impl Index {
 
     fn caller(&self, slot: Slot, number: String, extension: Option<String>) -> CallerInfo {
         let ci = self.num_contact[slot as usize] as usize;
-        let c = &self.contacts[ci];
+        let c = &self.records[ci];
         let ni = slot as usize - self.num_start[ci] as usize;
         CallerInfo {
             display_name: c.shown_name().into(),
-            company: c.company.as_str().into(),
-            job_title: c.job_title.as_str().into(),
+            company: c.company().into(),
+            job_title: c.job_title().into(),
             number: number.into(),
-            number_type: c.numbers[ni].number_type,
+            number_type: c.number_type(ni),
             extension: extension.map(RString::from).into(),
-            source: c.source,
-            contact_id: c.id.as_str().into(),
+            source: self.sources[ci],
+            contact_id: c.id().into(),
             extensions: RString::new(),
         }
     }
@@ -724,7 +755,7 @@ impl Index {
         options: &LookupOptions,
         quick: bool,
     ) -> Option<CallerInfo> {
-        if self.contacts.is_empty() {
+        if self.records.is_empty() {
             return None;
         }
         // Rules 1 and 2 on each form (as delivered, then without each outside-line prefix).
@@ -895,7 +926,7 @@ impl Index {
     /// assert_eq!(index.search("089 123", 10)[0].numbers[0].number.as_str(), "+49891234567");
     /// ```
     pub fn search(&self, query: &str, limit: usize) -> Vec<PhonebookEntry> {
-        if limit == 0 || query.len() > MAX_QUERY_LEN || self.contacts.is_empty() {
+        if limit == 0 || query.len() > MAX_QUERY_LEN || self.records.is_empty() {
             return Vec::new();
         }
         let terms = self.terms(query);
@@ -920,7 +951,7 @@ impl Index {
             .unwrap_or(0);
 
         // The driver term's hits as three bitmaps over name order, one per score.
-        let words = self.contacts.len().div_ceil(64);
+        let words = self.records.len().div_ceil(64);
         let mut bits = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
         self.mark(&terms[driver], &ranges[driver], &mut bits);
 
@@ -1081,7 +1112,7 @@ impl Index {
     /// computed once: those queries match the most words, so they are the slowest to answer
     /// and the most often typed (the first key press).
     fn one_char_answers(&self) -> Vec<Vec<u32>> {
-        let words = self.contacts.len().div_ceil(64);
+        let words = self.records.len().div_ceil(64);
         ONE_CHARS
             .iter()
             .map(|&c| {
@@ -1194,27 +1225,26 @@ impl Index {
     }
 
     fn entry(&self, ci: usize) -> PhonebookEntry {
-        let c = &self.contacts[ci];
+        let c = &self.records[ci];
         let first = self.num_start[ci] as usize;
         PhonebookEntry {
             display_name: c.shown_name().into(),
-            company: c.company.as_str().into(),
-            job_title: c.job_title.as_str().into(),
+            company: c.company().into(),
+            job_title: c.job_title().into(),
             numbers: c
-                .numbers
-                .iter()
+                .numbers()
                 .enumerate()
-                .map(|(i, n)| PhoneNumber {
+                .map(|(i, (number_type, raw))| PhoneNumber {
                     number: match self.num_e164[first + i] {
-                        0 => n.raw.as_str().into(),
+                        0 => raw.into(),
                         v => format!("+{v}").into(),
                     },
-                    number_type: n.number_type,
+                    number_type,
                 })
                 .collect(),
-            emails: c.emails.iter().map(|e| e.as_str().into()).collect(),
-            source: c.source,
-            contact_id: c.id.as_str().into(),
+            emails: c.emails().map(Into::into).collect(),
+            source: self.sources[ci],
+            contact_id: c.id().into(),
             extensions: RString::new(),
         }
     }
@@ -1333,6 +1363,10 @@ impl Directory {
         self.snapshot().search(query, limit)
     }
 }
+
+mod persist;
+
+pub use persist::FORMAT as INDEX_FORMAT;
 
 #[cfg(test)]
 mod quick_tests;
@@ -1741,7 +1775,7 @@ mod tests {
         assert_eq!(d.search("adele", 10).len(), 1);
         assert_eq!(d.snapshot().len(), 1);
         assert_eq!(d.snapshot().region(), "DE");
-        assert_eq!(d.snapshot().contacts()[0].id, "a");
+        assert_eq!(d.snapshot().records()[0].id(), "a");
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Directory>();
     }

@@ -22,7 +22,10 @@ use crate::auth::loopback::{Outcome, Redirect, parse_request};
 use crate::directory::{Contact, ContactNumber, Index, LookupOptions};
 use crate::phone;
 use crate::presence::{PresenceMachine, driver::parse_presence, mapping::classify};
-use crate::sync::{Mailbox, StoredContact, apply_delta_page, parse_contact};
+use crate::{
+    record::Records,
+    sync::{Mailbox, StoredContact, apply_delta_page, parse_contact},
+};
 
 /// Most lines of a `phone_lookup` input that are used (number, region, prefixes).
 const MAX_LINES: usize = 6;
@@ -363,15 +366,20 @@ pub fn graph_contact_json(data: &[u8]) {
         business: vec!["+49 89 1234567".to_owned()],
         ..StoredContact::default()
     };
-    let mut contacts: BTreeMap<String, StoredContact> = ["AAMkSeed1", "AAMkSeed2"]
-        .map(|id| (id.to_owned(), seed(id)))
-        .into();
+    let mut contacts: Records = ["AAMkSeed1", "AAMkSeed2"]
+        .map(|id| seed(id).pack())
+        .into_iter()
+        .collect();
     let Ok(count) = apply_delta_page(&page, &mut contacts) else {
         return;
     };
-    for (key, c) in &contacts {
-        assert_eq!(key, &c.id, "stored under another id");
-        check_stored(c);
+    let ids: Vec<&str> = contacts.keys().collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids not sorted: {ids:?}"
+    );
+    for c in contacts.values() {
+        check_stored(&StoredContact::from(c));
     }
     let items = page.get("value").and_then(Value::as_array).cloned();
     assert_eq!(Some(count), items.as_ref().map(Vec::len));
@@ -410,23 +418,22 @@ pub fn graph_contact_json(data: &[u8]) {
     };
     let all = &mailbox.folders["folder"].contacts;
     for c in all.values().take(8) {
-        for raw in c.business.iter().chain(&c.mobile).chain(&c.home).take(4) {
+        for (_, raw) in c.numbers().take(4) {
             let Some(e164) = phone::normalize(raw, "DE") else {
                 continue;
             };
             let caller = index
                 .lookup(&e164, &options)
                 .unwrap_or_else(|| panic!("the stored valid number {raw:?} is not found"));
-            let owner = &all[caller.contact_id.as_str()];
+            let owner = all
+                .get(caller.contact_id.as_str())
+                .expect("the caller is a stored contact");
             assert!(
                 owner
-                    .business
-                    .iter()
-                    .chain(&owner.mobile)
-                    .chain(&owner.home)
-                    .any(|n| phone::normalize(n, "DE").as_ref() == Some(&e164)),
+                    .numbers()
+                    .any(|(_, n)| phone::normalize(n, "DE").as_ref() == Some(&e164)),
                 "{e164} found {:?}, which does not have it",
-                owner.id
+                owner.id()
             );
         }
     }

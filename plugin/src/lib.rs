@@ -14,6 +14,7 @@
 //! - [`snapshot`]: the synced contacts and delta links on disk, for a warm start.
 //! - [`contacts`]: the sync loop, installing results into the index, late callers.
 //! - [`directory`]: the in-memory contact index that answers calls and searches.
+//! - [`record`]: a contact packed in one shared allocation; a folder's contacts sorted by id.
 //! - [`phone`]: phone numbers to E.164 (the one place that knows the libphonenumber port).
 //! - [`presence`]: Teams presence sync both ways: the mapping tables, the rules, the poll loop.
 //! - [`auth`]: sign-in: discovery, the OAuth flows, the loopback listener, the token store.
@@ -21,10 +22,12 @@
 //! - [`http`]: the one HTTP client configuration (no redirects, time-outs).
 //! - [`host`]: a cloneable handle on the host's callbacks, with logging helpers.
 //! - [`store`]: atomic, user-only file writes in the data folder.
+//! - [`codec`]: the little-endian binary writer and checked reader of the snapshot.
 //! - [`faults`]: test hooks (injected panics), off unless an environment variable says so.
 #![allow(non_local_definitions)]
 
 pub mod auth;
+pub mod codec;
 pub mod contacts;
 pub mod directory;
 pub mod faults;
@@ -37,6 +40,7 @@ pub mod http;
 pub mod integration;
 pub mod phone;
 pub mod presence;
+pub mod record;
 pub mod runtime;
 pub mod session;
 pub mod settings;

@@ -1,6 +1,6 @@
 //! Crash safety of the contacts snapshot (issue 6, item 2): a process killed with SIGKILL at
 //! any point of a snapshot write leaves a snapshot that loads, equal to the old or the new
-//! mailbox, never a torn or set-aside one; the temporary files such kills leave behind do not
+//! mailbox (with its index), never a torn or set-aside one; the temporary files such kills leave behind do not
 //! disturb the next load or save, and they do not accumulate.
 //!
 //! The test re-executes its own binary as the writer (environment variable
@@ -13,7 +13,6 @@
 #![cfg(unix)]
 
 use std::{
-    collections::BTreeMap,
     fs,
     io::{BufRead, BufReader, Write},
     path::Path,
@@ -24,10 +23,16 @@ use std::{
 };
 
 use contact_ms365::{
+    contacts,
+    directory::Index,
+    record::Records,
     snapshot::{self, SNAPSHOT_FILE},
     store,
     sync::{Folder, Mailbox, StoredContact},
 };
+
+/// The host's country the index is built for.
+const REGION: &str = "DE";
 
 /// Set (to the data folder) in the child process: it writes snapshots until it is killed.
 const CHILD_ENV: &str = "CONTACT_MS365_CRASH_CHILD";
@@ -74,7 +79,7 @@ fn base(variant: u64) -> Mailbox {
                 delta_link: Some(format!(
                     "http://127.0.0.1:1/v1.0/me/contactFolders/{name}/contacts/delta?$deltatoken=v{variant}-{f}"
                 )),
-                contacts: BTreeMap::new(),
+                contacts: Records::default(),
             },
         );
     }
@@ -101,18 +106,18 @@ fn base(variant: u64) -> Mailbox {
             .get_mut(folder)
             .expect("folder exists")
             .contacts
-            .insert(id, contact);
+            .insert(contact.pack());
     }
     for i in 0..(50 + 25 * variant as usize) {
         let id = format!("colleague-{variant}-{i}");
         m.colleagues.insert(
-            id.clone(),
             StoredContact {
                 id,
                 display_name: format!("Kollege {i}"),
                 business: vec![format!("+49 89 5555 {i:03}")],
                 ..Default::default()
-            },
+            }
+            .pack(),
         );
     }
     m
@@ -121,17 +126,21 @@ fn base(variant: u64) -> Mailbox {
 /// The child: writes mailbox `start`, `start + 1`, ... into `dir` until killed, printing
 /// `begin K` before and `end K` after each write.
 fn run_child(dir: &Path, start: u64) -> ! {
-    let mut variants: [Option<Mailbox>; 2] = [None, None];
+    let mut variants: [Option<(Mailbox, Index)>; 2] = [None, None];
     let born = Instant::now();
     let mut out = std::io::stdout().lock();
     let mut k = start;
     while born.elapsed() < CHILD_LIFETIME {
-        let variant = variants[(k % 2) as usize].get_or_insert_with(|| base(k % 2));
+        let (variant, index) = variants[(k % 2) as usize].get_or_insert_with(|| {
+            let m = base(k % 2);
+            let index = contacts::build_index(&m, REGION);
+            (m, index)
+        });
         let m = stamped(variant, k);
         writeln!(out, "crash-child begin {k}")
             .and_then(|()| out.flush())
             .ok();
-        snapshot::save(dir, &m).expect("the child saves the snapshot");
+        snapshot::save(dir, &m, Some(index)).expect("the child saves the snapshot");
         writeln!(out, "crash-child end {k}")
             .and_then(|()| out.flush())
             .ok();
@@ -241,12 +250,14 @@ fn temp_files(dir: &Path) -> Vec<String> {
 /// Loads the snapshot and checks that it is one of `allowed` writes, fully equal to what was
 /// written (`bases` are the two variants, unstamped); returns which.
 fn check_loads_one_of(dir: &Path, allowed: &[u64], bases: &[Mailbox; 2]) -> u64 {
-    let (loaded, note) = snapshot::load(dir);
+    let (loaded, note) = snapshot::load(dir, REGION);
     assert_eq!(
         note, None,
         "the snapshot loads without a note (nothing set aside)"
     );
-    let mut loaded = loaded.expect("a snapshot is there");
+    let loaded = loaded.expect("a snapshot is there");
+    assert!(loaded.index.is_some(), "the index written with it is used");
+    let mut loaded = loaded.mailbox;
     let stamp = loaded.last_sync.clone().unwrap_or_default();
     let k: u64 = stamp
         .strip_prefix("write ")
@@ -286,7 +297,8 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
     // written, fsync, rename) takes.
     let first = mailbox(0);
     let started = Instant::now();
-    snapshot::save(dir, &first).expect("the first save");
+    snapshot::save(dir, &first, Some(&contacts::build_index(&first, REGION)))
+        .expect("the first save");
     let whole = started.elapsed();
     let bytes = fs::read(dir.join(SNAPSHOT_FILE)).expect("read the first snapshot");
     let scratch = tempfile::tempdir_in(dir.parent().expect("a parent")).expect("scratch");
@@ -437,7 +449,9 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
          {inside_the_file_phase} inside its file phase: the test did not test what it claims"
     );
     // A save and a load after all the kills work, and no leftover remains.
-    snapshot::save(dir, &mailbox(next)).expect("a save after the kills");
+    let last = mailbox(next);
+    snapshot::save(dir, &last, Some(&contacts::build_index(&last, REGION)))
+        .expect("a save after the kills");
     check_loads_one_of(dir, &[next], &bases);
     assert_eq!(temp_files(dir), Vec::<String>::new(), "no leftover remains");
     let names: Vec<String> = fs::read_dir(dir)

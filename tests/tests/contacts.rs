@@ -32,14 +32,14 @@ use serde_json::{Value, json};
 /// Hang guard for waits on events.
 const GUARD: Duration = Duration::from_secs(90);
 /// Ids of Adele's fixed contacts not exported as constants (see the emulator's tenant docs).
-const PETRA_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000007AAA=";
-const THOMAS_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000008AAA=";
-const FRANCOIS_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000003AAA=";
-const LUKASZ_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000004AAA=";
-const TOM_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000009AAA=";
-const OLIVIA_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000010AAA=";
-const KATHARINA_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000013AAA=";
-const SOEREN_ID: &str = "AAMkADAw01AAAEGAAAAAAC00000014AAA=";
+const PETRA_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000007AAA=";
+const THOMAS_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000008AAA=";
+const FRANCOIS_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000003AAA=";
+const LUKASZ_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000004AAA=";
+const TOM_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000009AAA=";
+const OLIVIA_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000010AAA=";
+const KATHARINA_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000013AAA=";
+const SOEREN_ID: &str = "AAMkADAw01LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5eT7KzowPTAAAAAAEOAAAiIsqMbYjsT5eT7KzowPTAAAEGAAAAAAC00000014AAA=";
 
 // ------------------------------------------------------------------------------------------
 // Setup
@@ -77,7 +77,7 @@ fn plugin_data_dir(data_dir: &Path) -> PathBuf {
 }
 
 fn snapshot_path(data_dir: &Path) -> PathBuf {
-    plugin_data_dir(data_dir).join("contacts.snapshot.json")
+    plugin_data_dir(data_dir).join(contact_ms365::snapshot::SNAPSHOT_FILE)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ fn delta_token(e: &RequestLogEntry) -> Option<String> {
 
 /// The folders' delta links kept in the snapshot, as (decoded path, `$deltatoken`).
 fn snapshot_delta_links(data_dir: &Path, base_url: &str) -> BTreeSet<(String, String)> {
-    let snap: Value = serde_json::from_slice(&fs::read(snapshot_path(data_dir)).unwrap()).unwrap();
+    let snap = contact_ms365::snapshot::read_json(&snapshot_path(data_dir)).unwrap();
     let folders = snap["mailbox"]["folders"]
         .as_object()
         .unwrap_or_else(|| panic!("snapshot without folders: {snap}"));
@@ -1231,13 +1231,16 @@ fn corrupt_snapshot_is_set_aside_and_a_full_sync_restores_the_data() {
             p.file_name()
                 .unwrap()
                 .to_string_lossy()
-                .starts_with("contacts.snapshot.json.corrupt-")
+                .starts_with(&format!(
+                    "{}.corrupt-",
+                    contact_ms365::snapshot::SNAPSHOT_FILE
+                ))
         })
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(fs::read(&aside[0]).unwrap(), garbage);
-    let restored: Value = serde_json::from_slice(&fs::read(&snapshot).unwrap())
-        .expect("a new, valid snapshot was written");
+    let restored =
+        contact_ms365::snapshot::read_json(&snapshot).expect("a new, valid snapshot was written");
     assert_eq!(restored["kind"], "contact-ms365 contacts snapshot");
     let log = emu.control().requests();
     assert!(

@@ -14,7 +14,6 @@
 
 use std::{
     collections::BTreeSet,
-    fs,
     time::{Duration, Instant, UNIX_EPOCH},
 };
 
@@ -110,9 +109,9 @@ fn assert_old_data_answers(s: &mut Story) {
 
 /// Contact ids in the snapshot on disk (every folder), and how many entries it holds.
 fn snapshot_ids(s: &Story) -> (BTreeSet<String>, usize) {
-    let path = s.plugin_data().join("contacts.snapshot.json");
-    let snap: Value = serde_json::from_slice(&fs::read(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    let path = s.plugin_data().join(contact_ms365::snapshot::SNAPSHOT_FILE);
+    let snap = contact_ms365::snapshot::read_json(&path)
+        .unwrap_or_else(|e| panic!("{} is not a usable snapshot: {e}", path.display()));
     let folders = snap["mailbox"]["folders"]
         .as_object()
         .unwrap_or_else(|| panic!("snapshot without folders"));

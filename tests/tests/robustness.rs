@@ -36,7 +36,7 @@ const PLUGIN_THREAD: &str = "contact-ms365";
 /// The file token store's file in the plugin's data folder.
 const TOKEN_FILE: &str = "token.json";
 /// The contacts snapshot in the plugin's data folder.
-const SNAPSHOT_FILE: &str = "contacts.snapshot.json";
+const SNAPSHOT_FILE: &str = contact_ms365::snapshot::SNAPSHOT_FILE;
 
 // ---------------------------------------------------------------------------------------------
 // A relay in front of the emulator's Graph that can turn into a black hole.

@@ -198,7 +198,7 @@ fn kept_one_character_answers_equal_the_full_search() {
         })
         .collect();
     let index = Index::new(contacts, "DE");
-    let words = index.contacts.len().div_ceil(64);
+    let words = index.records.len().div_ceil(64);
     for &c in ONE_CHARS {
         let term = Term::Text(char::from(c).to_string());
         let ranges = index.ranges(&term);
@@ -215,9 +215,9 @@ fn kept_one_character_answers_equal_the_full_search() {
             let full: Vec<String> = Index::single_term_ranks(&bits, limit)
                 .into_iter()
                 .map(|r| {
-                    index.contacts[index.by_name[r as usize] as usize]
-                        .id
-                        .clone()
+                    index.records[index.by_name[r as usize] as usize]
+                        .id()
+                        .to_owned()
                 })
                 .collect();
             let upper = char::from(c).to_ascii_uppercase().to_string();
