@@ -42,8 +42,10 @@
 //! measured in a child process (this executable run again with `SYNC_BENCH_CHILD` set) that
 //! holds no emulator: it reads `VmRSS`/`VmHWM` from `/proc/self/status` once its runtime and
 //! HTTP client exist, then syncs the 100,000 contacts from the parent's emulator over loopback
-//! and builds the index, keeping both the mailbox and the index as the plugin does. Target:
-//! ≤ 1 KiB per contact.
+//! and builds the index, keeping both the mailbox and the index as the plugin does (which then
+//! gives freed memory back to the system: [`contacts::release_freed_memory`]); a second child
+//! does the same after a warm start from the snapshot. Target: ≤ 1 KiB per contact, after the
+//! build and at the peak (`VmHWM`).
 
 use std::{
     hint::black_box,
@@ -242,12 +244,15 @@ fn child(mode: &str) {
             let (synced, _) = memory().expect("/proc/self/status");
             println!("mailbox={synced}");
             let index = contacts::build_index(&mailbox, REGION);
+            // As the plugin does once a new index is installed.
+            contacts::release_freed_memory();
             (mailbox, index, before)
         }
         "warm" => {
             let dir = line();
             let (before, _) = memory().expect("/proc/self/status");
             let (mailbox, index) = warm_start(Path::new(&dir));
+            contacts::release_freed_memory();
             let (loaded, _) = memory().expect("/proc/self/status");
             // The index comes with the snapshot: the mailbox alone is not measured apart.
             println!("mailbox={loaded}");
@@ -294,15 +299,19 @@ impl Memory {
 
     fn describe(&self) -> String {
         format!(
-            "mailbox {:.0} B/contact, mailbox + index {:.0} B/contact (target ≤ 1024: {}), peak {:.0} B/contact; baseline RSS {:.1} MB",
+            "mailbox {:.0} B/contact, mailbox + index {:.0} B/contact, peak {:.0} B/contact (target ≤ 1024 after and at the peak: {}); baseline RSS {:.1} MB",
             self.per_contact(self.mailbox),
             self.per_contact(self.after),
-            if self.per_contact(self.after) <= 1024.0 {
+            self.per_contact(self.peak),
+            if self
+                .per_contact(self.after)
+                .max(self.per_contact(self.peak))
+                <= 1024.0
+            {
                 "met"
             } else {
                 "NOT met"
             },
-            self.per_contact(self.peak),
             self.before as f64 / 1e6
         )
     }

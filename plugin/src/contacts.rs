@@ -132,7 +132,24 @@ async fn retire(old: Arc<Index>) {
     while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        drop(old);
+        release_freed_memory();
+    })
+    .await;
+}
+
+/// Gives the memory freed by a sync and an index build back to the system. glibc's allocator
+/// keeps freed memory in its arenas for later use, so without this the process would go on
+/// holding the transient buffers of the last sync and build (about 180 bytes per contact, more
+/// than the index's own lookup tables for numbers). Elsewhere this does nothing.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory of the C allocator to the system; it is
+    // thread-safe and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Tells the host about callers that became known (within the window).

@@ -486,27 +486,33 @@ impl Index {
         num_start.push(num_contact.len() as u32);
         last8.sort_unstable();
 
-        // Suffixes of at least 3 digits, sorted by their text.
-        let mut suffixes: Vec<u32> = Vec::with_capacity(dig_text.len());
-        for &start in &num_digits {
-            let start = start as usize;
-            let len = dig_text[start..]
+        // Suffixes of at least 3 digits, sorted by their text (allocated exactly: this is the
+        // largest array of the index).
+        let digit_len = |start: u32| {
+            dig_text[start as usize..]
                 .iter()
                 .position(|&b| b == DIGIT_END)
-                .unwrap_or(0);
+                .unwrap_or(0)
+        };
+        let count = num_digits
+            .iter()
+            .map(|&s| digit_len(s).saturating_sub(2))
+            .sum();
+        let mut suffixes: Vec<u32> = Vec::with_capacity(count);
+        for &start in &num_digits {
+            let len = digit_len(start);
             if len >= 3 {
-                suffixes.extend((start..=start + len - 3).map(|p| p as u32));
+                suffixes.extend(start..=start + len as u32 - 3);
             }
         }
         sort_suffixes(&mut suffixes, &dig_text);
         // Words.
         let mut tok_text = String::new();
-        let mut own_tokens: Vec<OwnToken> = Vec::with_capacity(n * 8);
+        let mut own_tokens: Vec<OwnToken> = Vec::with_capacity(n * 4);
         let mut own_start = Vec::with_capacity(n + 1);
-        let mut sorted_tokens: Vec<SortedToken> = Vec::with_capacity(n * 8);
         let mut folded_names: Vec<String> = Vec::with_capacity(n);
         let mut seen: Vec<(String, bool)> = Vec::new();
-        for (ci, contact) in records.iter().enumerate() {
+        for contact in &records {
             own_start.push(own_tokens.len() as u32);
             seen.clear();
             let shown = fold(&contact.shown_name());
@@ -532,12 +538,6 @@ impl Index {
                 tok_text.push_str(&word);
                 let len = word.len() as u8;
                 own_tokens.push(OwnToken { start, len, first });
-                sorted_tokens.push(SortedToken {
-                    start,
-                    rank: ci as u32, // the contact index until name ranks are known
-                    len,
-                    first,
-                });
             }
             folded_names.push(shown);
         }
@@ -547,14 +547,23 @@ impl Index {
             (&folded_names[a as usize], records[a as usize].id())
                 .cmp(&(&folded_names[b as usize], records[b as usize].id()))
         });
+        drop(folded_names);
         let mut name_rank = vec![0u32; n];
         for (rank, &c) in by_name.iter().enumerate() {
             name_rank[c as usize] = rank as u32;
         }
+        // The same words, each with its contact's name rank, sorted by text (allocated exactly).
+        let mut sorted_tokens: Vec<SortedToken> = Vec::with_capacity(own_tokens.len());
+        for (ci, own) in own_start.windows(2).enumerate() {
+            let tokens = &own_tokens[own[0] as usize..own[1] as usize];
+            sorted_tokens.extend(tokens.iter().map(|t| SortedToken {
+                start: t.start,
+                rank: name_rank[ci],
+                len: t.len,
+                first: t.first,
+            }));
+        }
         {
-            for t in &mut sorted_tokens {
-                t.rank = name_rank[t.rank as usize];
-            }
             let text = tok_text.as_bytes();
             let of = |t: &SortedToken| &text[t.start as usize..t.start as usize + t.len as usize];
             sorted_tokens.sort_unstable_by(|a, b| of(a).cmp(of(b)).then(a.rank.cmp(&b.rank)));

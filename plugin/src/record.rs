@@ -344,6 +344,11 @@ impl Records {
         self.0.iter()
     }
 
+    /// The records, by id.
+    pub fn as_slice(&self) -> &[Record] {
+        &self.0
+    }
+
     /// The ids, sorted.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(Record::id)

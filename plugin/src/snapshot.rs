@@ -6,13 +6,20 @@
 //! truncated or foreign file is set aside (renamed, logged) and a full sync runs.
 //!
 //! # Format (binary, little-endian; see [`crate::codec`])
-//! [`MAGIC`], the format [`VERSION`] (u32), a CRC-32 of the rest (u32), then: the account,
-//! the last sync, the directory's delta link, every folder (id, delta link, packed contacts),
-//! the colleagues, and optionally the index ([`Index::write`]). The index is used only when it
-//! was written by this index format for the host's current country; otherwise it is built
-//! from the contacts.
+//! [`MAGIC`], the format [`VERSION`] (u32), then the body: the account, the last sync, the
+//! directory's delta link, every folder (id, delta link, packed contacts), the colleagues, and
+//! optionally the index ([`Index::write`]); last, a CRC-32 of the body (u32). The index is used
+//! only when it was written by this index format for the host's current country; otherwise it
+//! is built from the contacts.
+//!
+//! Both ways stream through a small buffer: the file is never held whole in memory beside the
+//! contacts and index it holds. Nothing read is used unless the whole file checked out.
 
-use std::path::Path;
+use std::{
+    fs::File,
+    io::{BufReader, BufWriter, Write},
+    path::Path,
+};
 
 use host_api::ContactSource;
 use serde_json::{Value, json};
@@ -47,9 +54,9 @@ pub struct Loaded {
 pub fn load(dir: &Path, region: &str) -> (Option<Loaded>, Option<String>) {
     let _ = std::fs::remove_file(dir.join(LEGACY_FILE));
     let path = dir.join(SNAPSHOT_FILE);
-    let bytes = match crate::store::read_optional(&path) {
-        Ok(None) => return (None, None),
-        Ok(Some(b)) => b,
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
         Err(e) => {
             return (
                 None,
@@ -57,7 +64,12 @@ pub fn load(dir: &Path, region: &str) -> (Option<Loaded>, Option<String>) {
             );
         }
     };
-    let problem = match decode(&bytes, Some(region)) {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let problem = match read(
+        BufReader::with_capacity(256 * 1024, file),
+        len,
+        Some(region),
+    ) {
         Ok(loaded) => return (Some(loaded), None),
         Err(problem) => problem,
     };
@@ -75,24 +87,26 @@ pub fn load(dir: &Path, region: &str) -> (Option<Loaded>, Option<String>) {
 /// is read for `region` (`None`: not read). An index that is damaged though the checksum holds
 /// makes the whole file unusable.
 pub fn decode(bytes: &[u8], region: Option<&str>) -> Result<Loaded, String> {
-    let Some(rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
-        return Err("it is not a contacts snapshot".to_owned());
-    };
-    let mut r = Reader::new(rest);
-    let header = (r.u32(), r.u32());
-    let (Ok(version), Ok(crc)) = header else {
-        return Err("it is truncated".to_owned());
-    };
+    read(bytes, bytes.len() as u64, region)
+}
+
+/// Reads a snapshot of `len` bytes from `src`.
+fn read(mut src: impl std::io::BufRead, len: u64, region: Option<&str>) -> Result<Loaded, String> {
+    let mut header = [0u8; MAGIC.len() + 4];
+    if src.read_exact(&mut header).is_err() || !header.starts_with(MAGIC) {
+        return Err(if header.starts_with(MAGIC) {
+            "it is truncated".to_owned()
+        } else {
+            "it is not a contacts snapshot".to_owned()
+        });
+    }
+    let version = u32::from_le_bytes(header[MAGIC.len()..].try_into().unwrap_or_default());
     if version != VERSION {
         return Err(format!(
             "it has format version {version} (expected {VERSION})"
         ));
     }
-    let payload = &rest[8..];
-    if crc32fast::hash(payload) != crc {
-        return Err("its checksum does not match (damaged or truncated)".to_owned());
-    }
-    let mut r = Reader::new(payload);
+    let mut r = Reader::from_stream(src, len.saturating_sub(header.len() as u64));
     let unreadable = |e: Truncated| format!("it is unreadable ({e})");
     let mailbox = read_mailbox(&mut r).map_err(unreadable)?;
     let index = match (r.u8().map_err(unreadable)?, region) {
@@ -106,22 +120,45 @@ pub fn decode(bytes: &[u8], region: Option<&str>) -> Result<Loaded, String> {
         }
         _ => return Err(unreadable(Truncated)),
     };
+    // An index not read (another country or format) still counts in the checksum.
+    r.skip_to_last(4).map_err(unreadable)?;
+    let computed = r.crc();
+    if r.u32().map_err(unreadable)? != computed || r.left() != 0 {
+        return Err("its checksum does not match (damaged or truncated)".to_owned());
+    }
     Ok(Loaded { mailbox, index })
 }
 
+/// Records are read in batches of about this many bytes.
+const BATCH: usize = 256 * 1024;
+
 fn read_records(r: &mut Reader) -> Result<Records, Truncated> {
-    let n = r.length()?;
-    let mut records = Vec::with_capacity(n);
-    for _ in 0..n {
-        records.push(Record::from_bytes(r.bytes()?).ok_or(Truncated)?);
+    let lengths = r.u32s()?;
+    let mut records = Vec::with_capacity(lengths.len());
+    let mut rest = &lengths[..];
+    while !rest.is_empty() {
+        // At least one record, then as many as fit in a batch.
+        let mut size = rest[0] as usize;
+        let mut n = 1;
+        while n < rest.len() && size + rest[n] as usize <= BATCH {
+            size += rest[n] as usize;
+            n += 1;
+        }
+        let mut batch = r.raw(size)?;
+        for &len in &rest[..n] {
+            let (bytes, after) = batch.split_at(len as usize);
+            records.push(Record::from_bytes(bytes).ok_or(Truncated)?);
+            batch = after;
+        }
+        rest = &rest[n..];
     }
     Ok(Records::from_vec(records))
 }
 
 fn read_mailbox(r: &mut Reader) -> Result<Mailbox, Truncated> {
     let upn = r.str()?.to_owned();
-    let last_sync = r.opt_str()?.map(str::to_owned);
-    let directory_delta_link = r.opt_str()?.map(str::to_owned);
+    let last_sync = r.opt_str()?;
+    let directory_delta_link = r.opt_str()?;
     let mut mailbox = Mailbox {
         upn,
         last_sync,
@@ -130,7 +167,7 @@ fn read_mailbox(r: &mut Reader) -> Result<Mailbox, Truncated> {
     };
     for _ in 0..r.length()? {
         let id = r.str()?.to_owned();
-        let delta_link = r.opt_str()?.map(str::to_owned);
+        let delta_link = r.opt_str()?;
         let contacts = read_records(r)?;
         mailbox.folders.insert(
             id,
@@ -144,24 +181,24 @@ fn read_mailbox(r: &mut Reader) -> Result<Mailbox, Truncated> {
     Ok(mailbox)
 }
 
+/// The records' lengths, then their bytes one after the other.
 fn write_records(w: &mut Writer, records: &Records) {
-    w.u64(records.len() as u64);
+    let lengths: Vec<u32> = records
+        .values()
+        .map(|r| u32::try_from(r.as_bytes().len()).unwrap_or(u32::MAX))
+        .collect();
+    w.u32s(&lengths);
     for record in records.values() {
-        w.bytes(record.as_bytes());
+        w.raw(record.as_bytes());
     }
 }
 
-/// The snapshot's bytes. `index` is written only when it was built from exactly this mailbox.
-pub fn encode(mailbox: &Mailbox, index: Option<&Index>) -> Vec<u8> {
-    let size = mailbox
-        .folders
-        .values()
-        .map(|f| &f.contacts)
-        .chain([&mailbox.colleagues])
-        .flat_map(Records::values)
-        .map(|r| r.as_bytes().len() + 8)
-        .sum::<usize>();
-    let mut w = Writer::with_capacity(size + size / 2);
+/// Writes the whole snapshot to `out`. `index` is written only when it was built from exactly
+/// this mailbox.
+fn write(out: &mut dyn Write, mailbox: &Mailbox, index: Option<&Index>) -> std::io::Result<()> {
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    let mut w = Writer::to(out);
     w.str(&mailbox.upn);
     w.opt_str(mailbox.last_sync.as_deref());
     w.opt_str(mailbox.directory_delta_link.as_deref());
@@ -179,12 +216,15 @@ pub fn encode(mailbox: &Mailbox, index: Option<&Index>) -> Vec<u8> {
         }
         None => w.u8(0),
     }
-    let payload = w.into_bytes();
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
+    let (_, crc) = w.finish()?;
+    out.write_all(&crc.to_le_bytes())
+}
+
+/// The snapshot's bytes (see [`save`]).
+pub fn encode(mailbox: &Mailbox, index: Option<&Index>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // Writing to memory does not fail.
+    let _ = write(&mut bytes, mailbox, index);
     bytes
 }
 
@@ -201,7 +241,11 @@ fn built_from(index: &Index, mailbox: &Mailbox) -> bool {
 
 /// Writes the snapshot atomically, with the index built from `mailbox` when given.
 pub fn save(dir: &Path, mailbox: &Mailbox, index: Option<&Index>) -> std::io::Result<()> {
-    crate::store::write_atomic(&dir.join(SNAPSHOT_FILE), &encode(mailbox, index))
+    crate::store::write_atomic_with(&dir.join(SNAPSHOT_FILE), |file| {
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        write(&mut out, mailbox, index)?;
+        out.flush()
+    })
 }
 
 /// Deletes the snapshot (sign-out).
@@ -376,6 +420,30 @@ mod tests {
             bad.len(),
             "nothing is lost: every bad file is kept aside"
         );
+    }
+
+    #[test]
+    fn any_damaged_byte_is_refused_whole() {
+        let m = mailbox();
+        let bytes = encode(&m, Some(&crate::contacts::build_index(&m, "DE")));
+        assert!(decode(&bytes, Some("DE")).unwrap().index.is_some());
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x20;
+            for region in [Some("DE"), Some("AT"), None] {
+                assert!(
+                    decode(&damaged, region).is_err(),
+                    "byte {at} of {} changed, read for {region:?}",
+                    bytes.len()
+                );
+            }
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], Some("DE")).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer, Some("DE")).is_err(), "a byte too many");
     }
 
     #[test]

@@ -19,6 +19,15 @@ pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Writes `bytes` to `path` atomically, with mode 0600 on Unix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Writes what `fill` writes to the file to `path` atomically (temporary file, fsync, rename),
+/// with mode 0600 on Unix; on any error nothing changes at `path`.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
@@ -27,7 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = open_private(&tmp)?;
-        file.write_all(bytes)?;
+        fill(&mut file)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;

@@ -145,16 +145,41 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// Outlook contacts (deduplicated by id) and colleagues.
+    /// Outlook contacts and colleagues. Outlook contacts come folder by folder (folders by id),
+    /// each folder's by id; an id found in several folders counts once, in the first of them.
     pub fn entries(&self) -> (Vec<&Record>, Vec<&Record>) {
-        let mut seen = std::collections::HashSet::new();
-        let several = self.folders.len() > 1;
-        let outlook = self
+        let folders: Vec<&[Record]> = self
             .folders
             .values()
-            .flat_map(|f| f.contacts.values())
-            .filter(|c| !several || seen.insert(c.id()))
+            .map(|f| f.contacts.as_slice())
             .collect();
+        let total = folders.iter().map(|f| f.len()).sum();
+        let mut outlook = Vec::with_capacity(total);
+        if folders.len() <= 1 {
+            outlook.extend(folders.iter().flat_map(|f| f.iter()));
+        } else {
+            // Each folder is sorted by id: one merge finds the ids of several folders.
+            let mut repeated: Vec<Vec<bool>> =
+                folders.iter().map(|f| vec![false; f.len()]).collect();
+            let mut heads: std::collections::BinaryHeap<_> = folders
+                .iter()
+                .enumerate()
+                .filter_map(|(k, f)| Some(std::cmp::Reverse((f.first()?.id(), k, 0usize))))
+                .collect();
+            let mut last: Option<&str> = None;
+            while let Some(std::cmp::Reverse((id, k, i))) = heads.pop() {
+                if last == Some(id) {
+                    repeated[k][i] = true;
+                }
+                last = Some(id);
+                if let Some(next) = folders[k].get(i + 1) {
+                    heads.push(std::cmp::Reverse((next.id(), k, i + 1)));
+                }
+            }
+            for (f, repeated) in folders.iter().zip(&repeated) {
+                outlook.extend(f.iter().zip(repeated).filter(|(_, r)| !**r).map(|(c, _)| c));
+            }
+        }
         (outlook, self.colleagues.values().collect())
     }
 
@@ -481,9 +506,9 @@ fn page_changes(
     changes.extend(items.into_iter().filter_map(|item| {
         let contact = item.contact?;
         Some(if item.removed {
-            Change::Remove(contact.id)
+            Change::Remove(contact.id().to_owned())
         } else {
-            Change::Put(contact.pack())
+            Change::Put(contact)
         })
     }));
     Ok(count)
@@ -634,6 +659,7 @@ pub fn parse_contact(v: &Value) -> StoredContact {
     DeltaItem::deserialize(v)
         .ok()
         .and_then(|i| i.contact)
+        .map(|r| StoredContact::from(&r))
         .unwrap_or_default()
 }
 
@@ -647,7 +673,7 @@ mod lenient {
 
     use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-    use super::StoredContact;
+    use super::{Record, StoredContact};
 
     /// Implements every `Visitor` method but the given ones as "ignore the value and answer
     /// `$empty`".
@@ -884,7 +910,8 @@ mod lenient {
     /// whether it carries `@removed` (whatever its value).
     #[derive(Default)]
     pub(super) struct DeltaItem {
-        pub(super) contact: Option<StoredContact>,
+        /// Packed as soon as it is read, so a page's items hold one allocation each.
+        pub(super) contact: Option<Record>,
         pub(super) removed: bool,
     }
 
@@ -926,13 +953,16 @@ mod lenient {
                             }
                         }
                     }
-                    let contact = id.map(|id| StoredContact {
-                        id: if id.trim().len() == id.len() {
-                            id
-                        } else {
-                            id.trim().to_owned()
-                        },
-                        ..c
+                    let contact = id.map(|id| {
+                        StoredContact {
+                            id: if id.trim().len() == id.len() {
+                                id
+                            } else {
+                                id.trim().to_owned()
+                            },
+                            ..c
+                        }
+                        .pack()
                     });
                     Ok(DeltaItem { contact, removed })
                 }
@@ -1058,7 +1088,7 @@ mod tests {
     }
 
     #[test]
-    fn diff_counts_added_updated_removed_and_dedups_folders() {
+    fn diff_counts_added_updated_removed() {
         let c = |id: &str, name: &str| StoredContact {
             id: id.into(),
             display_name: name.into(),
@@ -1089,6 +1119,51 @@ mod tests {
             }
         );
         assert_eq!(new.len(), 3);
+    }
+
+    #[test]
+    fn entries_count_an_id_of_several_folders_once_in_its_first_folder() {
+        let c = |id: String, name: &str| {
+            StoredContact {
+                id,
+                display_name: name.into(),
+                ..Default::default()
+            }
+            .pack()
+        };
+        let mut m = Mailbox::default();
+        for (f, step) in [("f1", 3), ("f2", 2), ("f3", 5), ("f4", 7)] {
+            m.folders.insert(
+                f.into(),
+                Folder {
+                    delta_link: None,
+                    contacts: (0..60)
+                        .filter(|i| i % step == 0)
+                        .map(|i| c(format!("id{i:02}"), f))
+                        .collect(),
+                },
+            );
+        }
+        m.folders.insert("f5".into(), Folder::default());
+        // The plain way: folder by folder, skipping ids seen before.
+        let mut seen = BTreeSet::new();
+        let expected: Vec<(String, String)> = m
+            .folders
+            .values()
+            .flat_map(|f| f.contacts.values())
+            .filter(|r| seen.insert(r.id().to_owned()))
+            .map(|r| (r.id().to_owned(), r.display_name().to_owned()))
+            .collect();
+        let (outlook, colleagues) = m.entries();
+        let got: Vec<(String, String)> = outlook
+            .iter()
+            .map(|r| (r.id().to_owned(), r.display_name().to_owned()))
+            .collect();
+        assert_eq!(got, expected);
+        assert!(colleagues.is_empty());
+        assert_eq!(m.len(), seen.len());
+        assert!(got.contains(&("id30".into(), "f1".into())));
+        assert!(got.contains(&("id10".into(), "f2".into())));
     }
 
     /// A sync against a fresh emulator, signed in as Adele with directory read rights.

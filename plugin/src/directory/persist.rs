@@ -73,7 +73,8 @@ impl Index {
 
     /// Reads an index written by [`Index::write`] onto `records` (with their `sources`), for
     /// `region`. `Ok(None)` when it was made by another format or for another region (build
-    /// it instead); an error when it is damaged or does not fit the records.
+    /// it instead; the rest of the index is left unread); an error when it is damaged or does
+    /// not fit the records.
     pub fn read(
         r: &mut Reader,
         records: Vec<Record>,
@@ -84,14 +85,14 @@ impl Index {
         if r.u32().map_err(bad)? != FORMAT {
             return Ok(None);
         }
-        let written_for = r.str().map_err(bad)?;
+        let written_for = r.str().map_err(bad)?.to_owned();
         if written_for != region.trim() {
             return Ok(None);
         }
         if r.u64().map_err(bad)? != records.len() as u64 || sources.len() != records.len() {
             return Err("index: written for another number of contacts".into());
         }
-        let index = read_parts(r, records, sources, written_for).map_err(bad)?;
+        let index = read_parts(r, records, sources, &written_for).map_err(bad)?;
         check(&index).map_err(|what| format!("index: {what}"))?;
         Ok(Some(index))
     }
@@ -360,7 +361,7 @@ mod tests {
     fn written(index: &Index) -> Vec<u8> {
         let mut w = Writer::default();
         index.write(&mut w);
-        w.into_bytes()
+        w.finish().unwrap().0
     }
 
     fn read(bytes: &[u8], from: &Index, region: &str) -> Result<Option<Index>, String> {
