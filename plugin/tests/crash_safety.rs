@@ -36,6 +36,9 @@ const REGION: &str = "DE";
 
 /// Set (to the data folder) in the child process: it writes snapshots until it is killed.
 const CHILD_ENV: &str = "CONTACT_MS365_CRASH_CHILD";
+/// Set in the child: the folder whose sub-folders `0` and `1` hold the two variants' snapshots
+/// with their indexes (written by the parent once, so no child builds an index).
+const CHILD_TEMPLATES_ENV: &str = "CONTACT_MS365_CRASH_CHILD_TEMPLATES";
 /// The write number the child starts counting from.
 const CHILD_START_ENV: &str = "CONTACT_MS365_CRASH_CHILD_START";
 /// The name of this test (the child runs it again, alone).
@@ -125,16 +128,17 @@ fn base(variant: u64) -> Mailbox {
 
 /// The child: writes mailbox `start`, `start + 1`, ... into `dir` until killed, printing
 /// `begin K` before and `end K` after each write.
-fn run_child(dir: &Path, start: u64) -> ! {
+fn run_child(dir: &Path, templates: &Path, start: u64) -> ! {
     let mut variants: [Option<(Mailbox, Index)>; 2] = [None, None];
     let born = Instant::now();
     let mut out = std::io::stdout().lock();
     let mut k = start;
     while born.elapsed() < CHILD_LIFETIME {
         let (variant, index) = variants[(k % 2) as usize].get_or_insert_with(|| {
-            let m = base(k % 2);
-            let index = contacts::build_index(&m, REGION);
-            (m, index)
+            let (loaded, note) = snapshot::load(&templates.join((k % 2).to_string()), REGION);
+            assert_eq!(note, None, "the template loads");
+            let snapshot::Loaded { mailbox, index } = loaded.expect("a template");
+            (mailbox, index.expect("the template's index"))
         });
         let m = stamped(variant, k);
         writeln!(out, "crash-child begin {k}")
@@ -286,7 +290,16 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        run_child(Path::new(&dir), start);
+        let templates = std::env::var_os(CHILD_TEMPLATES_ENV).expect("the templates folder");
+        run_child(Path::new(&dir), Path::new(&templates), start);
+    }
+
+    // The two variants with their indexes, for the children to load.
+    let bases = [base(0), base(1)];
+    let templates = tempfile::tempdir().expect("a templates folder");
+    let indexes = bases.each_ref().map(|m| contacts::build_index(m, REGION));
+    for (v, (m, index)) in bases.iter().zip(&indexes).enumerate() {
+        snapshot::save(&templates.path().join(v.to_string()), m, Some(index)).expect("a template");
     }
 
     let data = tempfile::tempdir().expect("a data folder");
@@ -297,8 +310,7 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
     // written, fsync, rename) takes.
     let first = mailbox(0);
     let started = Instant::now();
-    snapshot::save(dir, &first, Some(&contacts::build_index(&first, REGION)))
-        .expect("the first save");
+    snapshot::save(dir, &first, Some(&indexes[0])).expect("the first save");
     let whole = started.elapsed();
     let bytes = fs::read(dir.join(SNAPSHOT_FILE)).expect("read the first snapshot");
     let scratch = tempfile::tempdir_in(dir.parent().expect("a parent")).expect("scratch");
@@ -315,7 +327,6 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
         write: whole,
         file_phase,
     };
-    let bases = [base(0), base(1)];
     let mut on_disk = 0u64;
     let mut next = 1u64;
     let mut inside_a_write = 0usize;
@@ -327,6 +338,7 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
             .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir)
             .env(CHILD_START_ENV, next.to_string())
+            .env(CHILD_TEMPLATES_ENV, templates.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -450,8 +462,8 @@ fn a_snapshot_write_killed_at_any_point_leaves_the_old_or_the_new_snapshot() {
     );
     // A save and a load after all the kills work, and no leftover remains.
     let last = mailbox(next);
-    snapshot::save(dir, &last, Some(&contacts::build_index(&last, REGION)))
-        .expect("a save after the kills");
+    let index = &indexes[(next % 2) as usize];
+    snapshot::save(dir, &last, Some(index)).expect("a save after the kills");
     check_loads_one_of(dir, &[next], &bases);
     assert_eq!(temp_files(dir), Vec::<String>::new(), "no leftover remains");
     let names: Vec<String> = fs::read_dir(dir)
