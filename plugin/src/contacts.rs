@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use host_api::{ContactSource, ErrorCode, IntegrationError, SyncReport};
+use host_api::{ErrorCode, IntegrationError, SyncReport};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -80,10 +80,7 @@ impl PendingCalls {
 
 /// Builds the index the calls and searches are answered from (sharing the mailbox's records).
 pub fn build_index(mailbox: &Mailbox, region: &str) -> Index {
-    let (outlook, colleagues) = mailbox.entries();
-    let mut sources = vec![ContactSource::OUTLOOK; outlook.len()];
-    sources.resize(outlook.len() + colleagues.len(), ContactSource::DIRECTORY);
-    let records = outlook.into_iter().chain(colleagues).cloned().collect();
+    let (records, sources) = mailbox.indexed();
     Index::from_records(records, sources, region)
 }
 
@@ -141,8 +138,8 @@ async fn retire(old: Arc<Index>) {
 
 /// Gives the memory freed by a sync and an index build back to the system. glibc's allocator
 /// keeps freed memory in its arenas for later use, so without this the process would go on
-/// holding the transient buffers of the last sync and build (about 180 bytes per contact, more
-/// than the index's own lookup tables for numbers). Elsewhere this does nothing.
+/// holding some of the transient buffers of the last sync and build (measured after a
+/// 100,000-contact sync: 995 → 930 bytes per contact). Elsewhere this does nothing.
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free memory of the C allocator to the system; it is

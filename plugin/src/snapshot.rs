@@ -21,7 +21,6 @@ use std::{
     path::Path,
 };
 
-use host_api::ContactSource;
 use serde_json::{Value, json};
 
 use crate::{
@@ -112,10 +111,7 @@ fn read(mut src: impl std::io::BufRead, len: u64, region: Option<&str>) -> Resul
     let index = match (r.u8().map_err(unreadable)?, region) {
         (0, _) | (1, None) => None,
         (1, Some(region)) => {
-            let (outlook, colleagues) = mailbox.entries();
-            let mut sources = vec![ContactSource::OUTLOOK; outlook.len()];
-            sources.resize(outlook.len() + colleagues.len(), ContactSource::DIRECTORY);
-            let records = outlook.into_iter().chain(colleagues).cloned().collect();
+            let (records, sources) = mailbox.indexed();
             Index::read(&mut r, records, sources, region).map_err(|e| format!("its {e}"))?
         }
         _ => return Err(unreadable(Truncated)),
@@ -230,13 +226,8 @@ pub fn encode(mailbox: &Mailbox, index: Option<&Index>) -> Vec<u8> {
 
 /// Whether `index` holds the mailbox's entries, in order, with their sources.
 fn built_from(index: &Index, mailbox: &Mailbox) -> bool {
-    let (outlook, colleagues) = mailbox.entries();
-    let sources = std::iter::repeat_n(ContactSource::OUTLOOK, outlook.len()).chain(
-        std::iter::repeat_n(ContactSource::DIRECTORY, colleagues.len()),
-    );
-    index.len() == outlook.len() + colleagues.len()
-        && outlook.into_iter().chain(colleagues).eq(index.records())
-        && sources.eq(index.sources().iter().copied())
+    let (records, sources) = mailbox.indexed();
+    index.records() == records.as_slice() && index.sources() == sources.as_slice()
 }
 
 /// Writes the snapshot atomically, with the index built from `mailbox` when given.

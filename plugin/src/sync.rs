@@ -18,7 +18,7 @@ use std::{
     sync::Arc,
 };
 
-use host_api::NumberType;
+use host_api::{ContactSource, NumberType};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
@@ -181,6 +181,16 @@ impl Mailbox {
             }
         }
         (outlook, self.colleagues.values().collect())
+    }
+
+    /// The entries as the index holds them: Outlook contacts, then colleagues (shared, not
+    /// copied), with the source of each.
+    pub fn indexed(&self) -> (Vec<Record>, Vec<ContactSource>) {
+        let (outlook, colleagues) = self.entries();
+        let mut sources = vec![ContactSource::OUTLOOK; outlook.len()];
+        sources.resize(outlook.len() + colleagues.len(), ContactSource::DIRECTORY);
+        let records = outlook.into_iter().chain(colleagues).cloned().collect();
+        (records, sources)
     }
 
     /// Entries held (as the state's `contacts`).
