@@ -437,6 +437,43 @@ mod tests {
         assert!(decode(&longer, Some("DE")).is_err(), "a byte too many");
     }
 
+    /// Damage that the checksum cannot see (the checksum recomputed after each change) is
+    /// refused by the structural checks, or gives data that answers without a panic.
+    #[test]
+    fn damage_behind_a_valid_checksum_never_panics() {
+        let m = mailbox();
+        let bytes = encode(&m, Some(&crate::contacts::build_index(&m, "DE")));
+        let body = MAGIC.len() + 4..bytes.len() - 4;
+        let options = LookupOptions {
+            region: "DE",
+            outside_line_prefixes: &[],
+        };
+        let mut refused = 0;
+        for at in body.clone() {
+            for flip in [0x01, 0x80] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                let crc = crc32fast::hash(&damaged[body.clone()]);
+                let end = damaged.len();
+                damaged[end - 4..].copy_from_slice(&crc.to_le_bytes());
+                let Ok(loaded) = decode(&damaged, Some("DE")) else {
+                    refused += 1;
+                    continue;
+                };
+                let index = loaded
+                    .index
+                    .unwrap_or_else(|| crate::contacts::build_index(&loaded.mailbox, "DE"));
+                for number in ["089 1234567", "+41 44 668 18 00", "+49 89 555", "12345678"] {
+                    let _ = index.lookup(number, &options);
+                }
+                for query in ["jan", "z", "mu", "089", "4989"] {
+                    let _ = index.search(query, 10);
+                }
+            }
+        }
+        assert!(refused > 0, "some damage must be refused");
+    }
+
     #[test]
     fn the_legacy_json_snapshot_is_removed() {
         let dir = tempfile::tempdir().unwrap();
