@@ -337,7 +337,7 @@ fn benches(c: &mut Criterion) {
     );
     if let (Some(a), Some(b)) = (rss_before, rss_after) {
         println!(
-            "memory: RSS growth while building (contacts moved in, so index only) {:.0} B/contact",
+            "memory: RSS growth while building (the contacts packed into records, then the given list freed; the index) {:.0} B/contact",
             b.saturating_sub(a) as f64 / n as f64
         );
     }

@@ -60,11 +60,12 @@
 //! # Memory
 //!
 //! [`Index::index_bytes`] reports the heap used by the lookup and search structures: about
-//! 480 bytes per contact for the benchmark's 100,000 contacts with 2.15 numbers each (RSS grows
-//! by about 520 bytes per contact while building); the contacts' own strings come on top
-//! ([`Index::contact_bytes`], about 720 bytes with Graph's 150-character ids). The largest parts
-//! are the digit suffixes (4 bytes per suffix, about 10 per number) and the word index (12 bytes
-//! per word in text order plus 8 per word per contact). See `benches/lookup.rs`.
+//! 476 bytes per contact for the benchmark's 100,000 contacts with 2.15 numbers each. The
+//! contacts themselves are the synced mailbox's [`Record`]s, shared, not copied
+//! ([`Index::contact_bytes`], about 300 bytes each with Graph's 150-character ids). The
+//! largest parts are the digit suffixes (4 bytes per suffix, about 10 per number) and the word
+//! index (12 bytes per word in text order plus 8 per word per contact). See `benches/lookup.rs`
+//! and, for the RSS of a whole sync, `benches/sync.rs`.
 
 use std::{
     borrow::Cow,
@@ -723,15 +724,16 @@ impl Index {
         let ci = self.num_contact[slot as usize] as usize;
         let c = &self.records[ci];
         let ni = slot as usize - self.num_start[ci] as usize;
+        let [id, display, given, surname, company, job_title] = c.fixed();
         CallerInfo {
-            display_name: c.shown_name().into(),
-            company: c.company().into(),
-            job_title: c.job_title().into(),
+            display_name: record::shown_name(display, given, surname, company).into(),
+            company: company.into(),
+            job_title: job_title.into(),
             number: number.into(),
             number_type: c.number_type(ni),
             extension: extension.map(RString::from).into(),
             source: self.sources[ci],
-            contact_id: c.id().into(),
+            contact_id: id.into(),
             extensions: RString::new(),
         }
     }
@@ -1236,10 +1238,11 @@ impl Index {
     fn entry(&self, ci: usize) -> PhonebookEntry {
         let c = &self.records[ci];
         let first = self.num_start[ci] as usize;
+        let [id, display, given, surname, company, job_title] = c.fixed();
         PhonebookEntry {
-            display_name: c.shown_name().into(),
-            company: c.company().into(),
-            job_title: c.job_title().into(),
+            display_name: record::shown_name(display, given, surname, company).into(),
+            company: company.into(),
+            job_title: job_title.into(),
             numbers: c
                 .numbers()
                 .enumerate()
@@ -1253,7 +1256,7 @@ impl Index {
                 .collect(),
             emails: c.emails().map(Into::into).collect(),
             source: self.sources[ci],
-            contact_id: c.id().into(),
+            contact_id: id.into(),
             extensions: RString::new(),
         }
     }
