@@ -39,7 +39,7 @@ impl std::error::Error for Truncated {}
 /// Bytes gathered before they go to the sink.
 const CHUNK: usize = 256 * 1024;
 
-/// Appends values to a buffer that goes to a sink every [`CHUNK`] bytes (or stays in memory,
+/// Appends values to a buffer that goes to a sink every 256 KiB (or stays in memory,
 /// without a sink). Writing never fails on the spot: the first error of the sink is kept and
 /// returned by [`Writer::finish`].
 #[derive(Default)]
