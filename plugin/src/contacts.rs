@@ -90,6 +90,26 @@ pub(crate) async fn install(core: &Arc<Core>, mailbox: Mailbox) -> Option<Arc<In
     install_with(core, mailbox, None).await
 }
 
+/// [`install`], then the snapshot written with the new index (when there is a data folder), so
+/// that a restart starts from exactly what answers now.
+pub(crate) async fn install_and_save(core: &Arc<Core>, mailbox: Mailbox) {
+    let data_dir = core.lock().context.data_dir.clone();
+    // Nothing is written for nobody (a rebuild while signed out).
+    let wanted = !data_dir.as_os_str().is_empty() && !mailbox.upn.is_empty();
+    let to_save = wanted.then(|| mailbox.clone());
+    let index = install(core, mailbox).await;
+    if let Some(to_save) = to_save {
+        let saved = tokio::task::spawn_blocking(move || {
+            snapshot::save(&data_dir, &to_save, index.as_deref())
+        })
+        .await;
+        if let Ok(Err(e)) = saved {
+            core.host
+                .warn("snapshot", &format!("could not save the snapshot: {e}"));
+        }
+    }
+}
+
 /// [`install`] with the index already built from `mailbox` (read from the snapshot).
 async fn install_with(
     core: &Arc<Core>,
@@ -176,7 +196,20 @@ pub(crate) async fn warm_start(core: &Arc<Core>) {
     if let Some(note) = note {
         core.host.warn("snapshot", &note);
     }
-    if let Some(snapshot::Loaded { mailbox, index }) = loaded {
+    if let Some(snapshot::Loaded {
+        mut mailbox,
+        mut index,
+    }) = loaded
+    {
+        // Colleagues of a snapshot written while the directory setting was on are not wanted
+        // now (the setting was switched off since, and the snapshot could not be rewritten).
+        let directory = core.lock().settings.directory;
+        if !directory && (!mailbox.colleagues.is_empty() || mailbox.directory_delta_link.is_some())
+        {
+            mailbox.colleagues.clear();
+            mailbox.directory_delta_link = None;
+            index = None;
+        }
         let n = mailbox.len();
         install_with(core, mailbox, index).await;
         core.host.info(
@@ -248,7 +281,7 @@ async fn run_once(
     parts: &LoopParts,
     limiter: &Arc<Semaphore>,
 ) -> Result<SyncReport, SyncError> {
-    let (graph_base, directory, previous, upn, data_dir) = {
+    let (graph_base, directory, previous, upn) = {
         let inner = core.lock();
         (
             inner.settings.graph.clone(),
@@ -259,7 +292,6 @@ async fn run_once(
                 .as_ref()
                 .map(|a| a.user_principal_name.clone())
                 .unwrap_or_default(),
-            inner.context.data_dir.clone(),
         )
     };
     let graph = Graph::new(parts.http.clone(), &graph_base);
@@ -309,18 +341,7 @@ async fn run_once(
     synced.upn = upn;
     let changes = sync::diff(&previous, &synced);
     let contacts = synced.len() as u64;
-    let to_save = (!data_dir.as_os_str().is_empty()).then(|| synced.clone());
-    let index = install(core, synced).await;
-    if let Some(to_save) = to_save {
-        let saved = tokio::task::spawn_blocking(move || {
-            snapshot::save(&data_dir, &to_save, index.as_deref())
-        })
-        .await;
-        if let Ok(Err(e)) = saved {
-            core.host
-                .warn("snapshot", &format!("could not save the snapshot: {e}"));
-        }
-    }
+    install_and_save(core, synced).await;
     {
         let mut inner = core.lock();
         inner.last_error = None;

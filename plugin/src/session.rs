@@ -244,7 +244,8 @@ pub(crate) fn sign_out(core: &Arc<Core>, inner: &mut Inner) {
     core.host.info("auth", "signed out; stored sign-in deleted");
 }
 
-/// Rebuilds the index from the synced contacts (the host's country changed).
+/// Rebuilds the index from the synced contacts (the host's country changed, or colleagues were
+/// dropped) and writes the snapshot with it.
 pub(crate) fn rebuild_index(core: &Arc<Core>, inner: &Inner) {
     let Some(engine) = inner.engine.as_ref() else {
         return;
@@ -252,7 +253,7 @@ pub(crate) fn rebuild_index(core: &Arc<Core>, inner: &Inner) {
     let mailbox = (*inner.mailbox).clone();
     let core = core.clone();
     engine.runtime.spawn(async move {
-        crate::contacts::install(&core, mailbox).await;
+        crate::contacts::install_and_save(&core, mailbox).await;
     });
 }
 

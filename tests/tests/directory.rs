@@ -116,5 +116,40 @@ fn colleague_phone_changes_arrive_with_a_users_delta_round() {
     // Outlook contacts keep answering.
     let anna = call(&mut s, "+49 89 1234567");
     assert_eq!(anna["display_name"], "Anna Müller", "{anna}");
+
+    // The snapshot is written again without colleagues, so a restart does not bring them back,
+    // even before any sync: Graph does not answer any more.
+    let snapshot = s.plugin_data().join(contact_ms365::snapshot::SNAPSHOT_FILE);
+    let without_colleagues = || {
+        contact_ms365::snapshot::read_json(&snapshot).is_ok_and(|v| {
+            v["mailbox"]["colleagues"] == json!({})
+                && v["mailbox"]["directory_delta_link"].is_null()
+                && v["mailbox"]["folders"]
+                    .as_object()
+                    .is_some_and(|f| !f.is_empty())
+        })
+    };
+    for _ in 0..200 {
+        if without_colleagues() {
+            break;
+        }
+        s.host.send_ok(json!({"op": "wait", "ms": 50}));
+    }
+    assert!(
+        without_colleagues(),
+        "the snapshot still holds colleagues after the directory was switched off"
+    );
+    s.emu.stop_serving();
+    s.restart();
+    story::wait_state(&mut s.host, "the snapshot installed", |st| {
+        st["contacts"].as_u64().is_some_and(|n| n > 0)
+    });
+    assert_eq!(
+        call(&mut s, LEE_NEW_MOBILE),
+        Value::Null,
+        "a colleague came back from the snapshot"
+    );
+    let anna = call(&mut s, "+49 89 1234567");
+    assert_eq!(anna["display_name"], "Anna Müller", "{anna}");
     assert!(s.host.quit().success());
 }
