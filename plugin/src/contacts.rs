@@ -98,15 +98,28 @@ pub(crate) async fn install_and_save(core: &Arc<Core>, mailbox: Mailbox) {
     let wanted = !data_dir.as_os_str().is_empty() && !mailbox.upn.is_empty();
     let to_save = wanted.then(|| mailbox.clone());
     let index = install(core, mailbox).await;
-    if let Some(to_save) = to_save {
-        let saved = tokio::task::spawn_blocking(move || {
-            snapshot::save(&data_dir, &to_save, index.as_deref())
-        })
-        .await;
-        if let Ok(Err(e)) = saved {
-            core.host
-                .warn("snapshot", &format!("could not save the snapshot: {e}"));
-        }
+    let Some(to_save) = to_save else { return };
+    // Signed out (or another account) meanwhile: its contacts are not written, and a snapshot
+    // written while the sign-out deleted it is deleted again.
+    let account_is = |upn: &str| {
+        core.lock()
+            .account
+            .as_ref()
+            .is_some_and(|a| a.user_principal_name.eq_ignore_ascii_case(upn))
+    };
+    if !account_is(&to_save.upn) {
+        return;
+    }
+    let upn = to_save.upn.clone();
+    let dir = data_dir.clone();
+    let saved =
+        tokio::task::spawn_blocking(move || snapshot::save(&dir, &to_save, index.as_deref())).await;
+    if let Ok(Err(e)) = saved {
+        core.host
+            .warn("snapshot", &format!("could not save the snapshot: {e}"));
+    }
+    if !account_is(&upn) {
+        let _ = snapshot::delete(&data_dir);
     }
 }
 
