@@ -217,14 +217,14 @@ pub(crate) async fn warm_start(core: &Arc<Core>) {
         // Colleagues of a snapshot written while the directory setting was on are not wanted
         // now (the setting was switched off since, and the snapshot could not be rewritten).
         let directory = core.lock().settings.directory;
-        if !directory && (!mailbox.colleagues.is_empty() || mailbox.directory_delta_link.is_some())
-        {
-            mailbox.colleagues.clear();
-            mailbox.directory_delta_link = None;
+        if !directory && mailbox.has_directory() {
+            mailbox.drop_directory();
             index = None;
         }
-        let n = mailbox.len();
-        install_with(core, mailbox, index).await;
+        let Some(installed) = install_with(core, mailbox, index).await else {
+            return;
+        };
+        let n = installed.len();
         core.host.info(
             "snapshot",
             &format!("answering from the snapshot: {n} entries"),

@@ -260,12 +260,11 @@ pub(crate) fn rebuild_index(core: &Arc<Core>, inner: &Inner) {
 /// Drops the colleagues and the directory's delta link from the synced data and rebuilds the
 /// index without them (the `directory` setting was switched off).
 pub(crate) fn drop_colleagues(core: &Arc<Core>, inner: &mut Inner) {
-    if inner.mailbox.colleagues.is_empty() && inner.mailbox.directory_delta_link.is_none() {
+    if !inner.mailbox.has_directory() {
         return;
     }
     let mut mailbox = (*inner.mailbox).clone();
-    mailbox.colleagues.clear();
-    mailbox.directory_delta_link = None;
+    mailbox.drop_directory();
     inner.mailbox = Arc::new(mailbox);
     rebuild_index(core, inner);
 }

@@ -193,6 +193,17 @@ impl Mailbox {
         (records, sources)
     }
 
+    /// Whether colleagues or the directory's delta link are held.
+    pub fn has_directory(&self) -> bool {
+        !self.colleagues.is_empty() || self.directory_delta_link.is_some()
+    }
+
+    /// Forgets the colleagues and the directory's delta link (the `directory` setting is off).
+    pub fn drop_directory(&mut self) {
+        self.colleagues.clear();
+        self.directory_delta_link = None;
+    }
+
     /// Entries held (as the state's `contacts`).
     pub fn len(&self) -> usize {
         let (o, c) = self.entries();
